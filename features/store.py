@@ -1,0 +1,105 @@
+"""Opening the Feast store from the nextbest settings, applying definitions and materializing.
+
+The per-environment ``feature_store.yaml`` holds infrastructure only, with ``${NAME}`` placeholders filled
+from the settings, so every command works from any working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import string
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nextbest.errors import ConfigError, DataError
+from nextbest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def repo_config(settings: Settings) -> Any:
+    """The Feast ``RepoConfig`` for the configured environment, placeholders filled in."""
+    from feast.repo_config import RepoConfig
+
+    path = settings.feature_store_yaml
+    if not path.is_file():
+        raise ConfigError(f"feature store config {path} does not exist")
+    try:
+        text = string.Template(path.read_text()).substitute({**os.environ, **settings.template_vars})
+        raw = yaml.safe_load(text)
+    except (KeyError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return RepoConfig(repo_path=settings.features_dir, **raw)
+
+
+def open_store(settings: Settings) -> Any:
+    """A ``FeatureStore`` for the configured environment (Feast is imported here, not at module import)."""
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=str(settings.features_dir), config=repo_config(settings))
+
+
+def definitions(data_dir: Path) -> list[Any]:
+    """Every Feast object of the repository, with batch sources under ``data_dir/feature_tables``."""
+    from nextbest.features.entities import customer
+    from nextbest.features.feature_services import feature_services
+    from nextbest.features.feature_views import feature_views
+    from nextbest.features.on_demand import request_time_view
+
+    entity = customer()
+    views = feature_views(entity, data_dir)
+    odfv = request_time_view(views)
+    sources = [v.stream_source or v.batch_source for v in views]
+    push_batch = [v.batch_source for v in views if v.stream_source is not None]
+    return [entity, *sources, *push_batch, *views, odfv, *feature_services(views, odfv)]
+
+
+def require_world(data_dir: Path) -> None:
+    """Fail with one clear line when the data directory is missing or incomplete."""
+    from nextbest.core.features import VIEWS
+
+    tables = data_dir / "feature_tables"
+    if not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} does not exist; run `nextbest data generate` first")
+    missing = [v.table for v in VIEWS if not (tables / f"{v.table}.parquet").is_file()]
+    if missing:
+        raise DataError(f"data directory {data_dir} lacks feature tables {missing}; run `nextbest data generate`")
+
+
+def apply(settings: Settings, data_dir: Path | None = None) -> list[str]:
+    """Register every definition (and remove objects that no longer exist); returns the names applied."""
+    from feast import Entity, FeatureService, FeatureView
+    from feast.on_demand_feature_view import OnDemandFeatureView
+
+    data = data_dir or settings.data_dir
+    assert data is not None
+    require_world(data)
+    store = open_store(settings)
+    objects = definitions(data)
+    wanted = {(type(o).__name__, o.name) for o in objects}
+    stale: list[Any] = []
+    for kind, listing in (
+        (FeatureService, store.list_feature_services),
+        (OnDemandFeatureView, store.list_on_demand_feature_views),
+        (FeatureView, store.list_feature_views),
+        (Entity, store.list_entities),
+    ):
+        stale.extend(o for o in listing() if (kind.__name__, o.name) not in wanted)
+    store.apply(objects, objects_to_delete=stale, partial=False)
+    return sorted(f"{type(o).__name__}:{o.name}" for o in objects)
+
+
+def materialize(settings: Settings, end: datetime | None = None, days: float = 3650.0) -> tuple[datetime, datetime]:
+    """Load the latest value of every view in (end - days, end] into the online store."""
+    store = open_store(settings)
+    if not store.list_feature_views():
+        raise DataError("no feature views are registered; run `nextbest features apply` first")
+    end_date = end or datetime.now(UTC)
+    start_date = end_date - timedelta(days=days)
+    store.materialize(start_date=start_date, end_date=end_date)
+    return start_date, end_date

@@ -1,0 +1,71 @@
+"""The ``nextbest`` command. Subcommands import their dependencies lazily so ``--help`` stays instant."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from nextbest.errors import NextbestError, describe_validation_error
+
+# name -> "module:attribute"; modules are imported only when their command runs.
+COMMANDS: dict[str, str] = {
+    "data": "nextbest.cli.data:data",
+    "features": "nextbest.cli.features:features",
+    "demo": "nextbest.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nextbest")
+def cli() -> None:
+    """nextbest: decide the next best action for each customer."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: user errors print one line and exit 2; a stack trace only with NEXTBEST_DEBUG=1."""
+    debug = os.environ.get("NEXTBEST_DEBUG") == "1"
+    try:
+        code = cli.main(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
+        return code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except NextbestError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except ValidationError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {describe_validation_error(exc)}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        if debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(f"error: {type(exc).__name__}: {message} (set NEXTBEST_DEBUG=1 for details)", err=True)
+        sys.exit(1)

@@ -1,0 +1,86 @@
+"""``nextbest features``: register definitions, load the online store, read and update customer features."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+
+from nextbest.cli.common import console, settings_from, step
+
+
+@click.group()
+def features() -> None:
+    """The Feast feature repository."""
+
+
+@features.command("apply")
+def apply_cmd() -> None:
+    """Register entities, sources, views and feature services (from any working directory)."""
+    from nextbest.features.store import apply
+
+    settings = settings_from()
+    with step(f"feast apply ({settings.environment}, data in {settings.data_dir})"):
+        names = apply(settings)
+    console.print(f"  {len(names)} objects registered")
+
+
+@features.command("materialize")
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="Load values up to this time (UTC) [now].",
+)
+def materialize_cmd(end: datetime | None) -> None:
+    """Load the latest feature values into the online store."""
+    from datetime import UTC
+
+    from nextbest.features.store import materialize
+
+    settings = settings_from()
+    with step("feast materialize"):
+        start, stop = materialize(settings, end.replace(tzinfo=UTC) if end else None)
+    console.print(f"  window {start:%Y-%m-%d} .. {stop:%Y-%m-%d %H:%M} UTC")
+
+
+@features.command("show")
+@click.argument("customer_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def show_cmd(customer_id: int, as_json: bool) -> None:
+    """Print one customer's online features, with stale values shown as missing."""
+    from nextbest.features.online import OnlineFeatureReader
+    from nextbest.features.store import open_store
+
+    settings = settings_from()
+    reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
+    row = reader.read_one(customer_id)
+    if as_json:
+        click.echo(json.dumps(row.as_dict(), indent=2, default=str))
+        return
+    from nextbest.cli.render import feature_table
+
+    console.print(feature_table(row))
+
+
+@features.command("push")
+@click.argument("event_json")
+def push_cmd(event_json: str) -> None:
+    """Push one real-time event, e.g. '{"type": "ticket_opened", "customer_id": 7, ...}'."""
+    from pydantic import ValidationError
+
+    from nextbest.core.events import parse_event
+    from nextbest.errors import DataError, describe_validation_error
+    from nextbest.features.events import EventWriter
+    from nextbest.features.store import open_store
+
+    try:
+        event = parse_event(json.loads(event_json))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"event is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+    except ValidationError as exc:
+        raise DataError(describe_validation_error(exc, prefix="event.")) from exc
+    settings = settings_from()
+    result = EventWriter(open_store(settings)).push(event)
+    console.print(f"{event.type} for customer {event.customer_id}: {result.outcome} ({result.view})")

@@ -1,0 +1,174 @@
+"""The one settings object: environment variables (``NEXTBEST_*``) over an optional YAML file over defaults.
+
+Every path is resolved to an absolute path when the settings are built, so commands behave the same from any
+working directory. Nothing reads the environment at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nextbest.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_project_dir() -> Path:
+    """The source checkout holding ``features/``, ``catalog/`` and ``rules/`` (editable installs and Bentos)."""
+    here = PACKAGE_DIR.parent
+    if (here / "features" / "feature_store.yaml").exists():
+        return here
+    return Path.cwd()
+
+
+class ServingSettings(BaseModel):
+    """Knobs of the decision service; thresholds of rules live in rule parameter files, not here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exploration_rate: float = Field(0.05, ge=0.0, le=1.0)
+    control_group_share: float = Field(0.02, ge=0.0, le=1.0)
+    control_group_salt: str = "nextbest-global-control"
+    max_batch_size: int = Field(500, ge=1)
+    latency_budget_ms: float = Field(50.0, gt=0)
+    api_key: SecretStr | None = None
+    model_name: str = "nextbest-uplift"
+    model_alias: str = "champion"
+    feature_service: str = "nba_v1"
+
+
+class Settings(BaseSettings):
+    """Where things live and which backends are used. ``NEXTBEST_HOME`` holds all local state."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEXTBEST_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".nextbest")
+    project_dir: Path = Field(default_factory=_default_project_dir)
+    environment: Literal["local", "redis"] = "local"
+    data_dir: Path | None = None
+    mlflow_tracking_uri: str | None = None
+    decision_log_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    catalog_path: Path | None = None
+    rules_path: Path | None = None
+    rule_params_path: Path | None = None
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+
+    @field_validator("home", "project_dir", "data_dir", "catalog_path", "rules_path", "rule_params_path")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _fill_paths(self) -> Settings:
+        # Frozen model: fill the derived defaults through object.__setattr__ once, at construction.
+        defaults: dict[str, Any] = {
+            "data_dir": self.home / "data",
+            "mlflow_tracking_uri": f"sqlite:///{self.home / 'mlflow.db'}",
+            "decision_log_url": f"sqlite:///{self.home / 'decisions.db'}",
+            "catalog_path": self.project_dir / "catalog" / "actions.yaml",
+            "rules_path": self.project_dir / "rules" / "guardrails.yaml",
+            "rule_params_path": self.project_dir / "rules" / "params" / "default.yaml",
+        }
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlFileSource(settings_cls))
+
+    # Derived locations -------------------------------------------------------------------------------------
+    @property
+    def features_dir(self) -> Path:
+        return self.project_dir / "features"
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        if self.environment == "local":
+            return self.features_dir / "feature_store.yaml"
+        return self.features_dir / "environments" / f"{self.environment}.yaml"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @cached_property
+    def template_vars(self) -> dict[str, str]:
+        """Values substituted for ``${NAME}`` in the per-environment ``feature_store.yaml`` files."""
+        return {
+            "NEXTBEST_HOME": str(self.home),
+            "NEXTBEST_FEAST_DIR": str(self.feast_dir),
+            "NEXTBEST_REDIS_URL": self.redis_url,
+            "NEXTBEST_REDIS_CONNECTION": _redis_connection_string(self.redis_url),
+        }
+
+
+def _redis_connection_string(url: str) -> str:
+    """Feast wants ``host:port,db=N`` rather than a URL."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    db = (parsed.path or "/0").lstrip("/") or "0"
+    host = parsed.hostname or "127.0.0.1"
+    port = parsed.port or 6379
+    extra = f",password={parsed.password}" if parsed.password else ""
+    return f"{host}:{port},db={db}{extra}"
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Optional YAML file named by ``NEXTBEST_CONFIG``: the lowest-priority layer above defaults."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("NEXTBEST_CONFIG")
+        if not path:
+            return {}
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise ConfigError(f"NEXTBEST_CONFIG points to {file}, which does not exist")
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: expected a mapping of settings at the top level")
+        return data
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings; a validation problem becomes a one-line :class:`ConfigError`."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
