@@ -39,9 +39,22 @@ def cli() -> None:
     """nextbest: decide the next best action for each customer."""
 
 
+def _quiet_library_warnings() -> None:
+    """Feast, ibis and MLflow warn about experimental and deprecated internals users cannot act on."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*experimental.*")
+    logging.getLogger("feast").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user errors print one line and exit 2; a stack trace only with NEXTBEST_DEBUG=1."""
     debug = os.environ.get("NEXTBEST_DEBUG") == "1"
+    if not debug:
+        _quiet_library_warnings()
     try:
         code = cli.main(args=argv, standalone_mode=False)
         if isinstance(code, int) and code != 0:
@@ -50,8 +63,12 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except NextbestError as exc:
         if debug:

@@ -50,12 +50,15 @@ def materialize_cmd(end: datetime | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def show_cmd(customer_id: int, as_json: bool) -> None:
     """Print one customer's online features, with stale values shown as missing."""
+    from nextbest.errors import NotFoundError
     from nextbest.features.online import OnlineFeatureReader
     from nextbest.features.store import open_store
 
     settings = settings_from()
     reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
     row = reader.read_one(customer_id)
+    if not row.found:
+        raise NotFoundError(f"customer {customer_id} has no features in the online store ({settings.environment})")
     if as_json:
         click.echo(json.dumps(row.as_dict(), indent=2, default=str))
         return

@@ -14,7 +14,7 @@ def _fmt(name: str, value: Any) -> str:
     if value is None:
         return "[dim]—[/]"
     if name.endswith("_ts"):
-        return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float):
         return f"{value:,.2f}"
     return str(value)
@@ -22,7 +22,7 @@ def _fmt(name: str, value: Any) -> str:
 
 def feature_table(row: Any) -> Table:
     """One customer's online features grouped by view, with each view's freshness."""
-    table = Table(title=f"customer {row.customer_id}: online features", title_justify="left")
+    table = Table(title=f"customer {row.customer_id}: online features (times UTC)", title_justify="left")
     table.add_column("view", style="bold")
     table.add_column("feature")
     table.add_column("value", justify="right")
@@ -30,7 +30,7 @@ def feature_table(row: Any) -> Table:
     style = {"fresh": "green", "stale": "yellow", "missing": "red"}
     for name, status in row.view_status.items():
         ts = row.view_timestamps[name]
-        label = f"[{style[status]}]{status}[/]" + (f" (as of {_fmt('x_ts', ts)})" if ts else "")
+        label = f"[{style[status]}]{status}[/]" + (f" {_fmt('x_ts', ts)}" if ts else "")
         for i, feature in enumerate(view(name).served_names):
             table.add_row(
                 name if i == 0 else "",

@@ -1,0 +1,50 @@
+"""Shared fixtures: a small synthetic world, settings pointing at a temp home, and a Feast store on them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from nextbest.core.catalog import ActionCatalog, load_catalog
+from nextbest.settings import Settings, load_settings
+
+PROJECT = Path(__file__).resolve().parents[1]
+TEST_CUSTOMERS = 3_000
+
+
+@pytest.fixture(scope="session")
+def catalog() -> ActionCatalog:
+    return load_catalog(PROJECT / "catalog" / "actions.yaml")
+
+
+@pytest.fixture(scope="session")
+def as_of() -> datetime:
+    return datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+@pytest.fixture(scope="session")
+def world_dir(tmp_path_factory: pytest.TempPathFactory, catalog: ActionCatalog, as_of: datetime) -> Path:
+    from nextbest.world.config import WorldConfig
+    from nextbest.world.generate import generate_world
+
+    out = tmp_path_factory.mktemp("world")
+    generate_world(WorldConfig(customers=TEST_CUSTOMERS, seed=11, as_of=as_of), catalog, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, world_dir: Path) -> Settings:
+    home = tmp_path_factory.mktemp("home")
+    return load_settings(home=home, data_dir=world_dir, project_dir=PROJECT)
+
+
+@pytest.fixture(scope="session")
+def feature_store(settings: Settings, as_of: datetime):  # type: ignore[no-untyped-def]
+    """A Feast store with the repository applied and the world materialized up to ``as_of``."""
+    from nextbest.features.store import apply, materialize, open_store
+
+    apply(settings)
+    materialize(settings, end=as_of)
+    return open_store(settings)
