@@ -6,7 +6,6 @@ place where definitions are built at import time.
 """
 
 from nextbest.features.store import definitions
-
 from nextbest.settings import load_settings
 
 for _obj in definitions(load_settings().data_dir):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from feast import Entity, FeatureView, Field
 from feast.types import Float64, Int64, PrimitiveFeastType, String
-from nextbest.features.data_sources import batch_source, push_source
 
 from nextbest.core.features import VIEWS, DType, ViewSpec
+from nextbest.features.data_sources import batch_source, push_source
 
 FEAST_TYPES: dict[DType, PrimitiveFeastType] = {"int64": Int64, "float64": Float64, "string": String}
 

@@ -17,10 +17,13 @@ def pick_demo_customer(data_dir: Path) -> int:
     truth = pd.read_parquet(data_dir / "truth" / "now.parquet", columns=["customer_id", "oracle_action"])
     consents = pd.read_parquet(data_dir / "feature_tables" / "consent_state.parquet")
     tickets = pd.read_parquet(data_dir / "feature_tables" / "ticket_state.parquet")
-    latest = [t.sort_values("event_timestamp").groupby("customer_id").tail(1).set_index("customer_id")
-              for t in (consents, tickets)]
+    latest = [
+        t.sort_values("event_timestamp").groupby("customer_id").tail(1).set_index("customer_id")
+        for t in (consents, tickets)
+    ]
     ok = truth.set_index("customer_id").join(latest[0]["email_opt_in"]).join(latest[1]["open_tickets"])
-    ok = ok[(ok["email_opt_in"] == 1) & (ok["open_tickets"] == 0) & ok["oracle_action"].isin(["email_promo", "discount_10"])]
+    promo_best = ok["oracle_action"].isin(["email_promo", "discount_10"])
+    ok = ok[(ok["email_opt_in"] == 1) & (ok["open_tickets"] == 0) & promo_best]
     return int(ok.index.min()) if len(ok) else int(truth["customer_id"].min())
 
 
@@ -34,8 +37,10 @@ def run_foundation(settings: Settings, customers: int, seed: int) -> int:
     assert data_dir is not None
     with step(f"generate a synthetic world of {customers:,} customers into {data_dir}"):
         counts = generate_world(WorldConfig(customers=customers, seed=seed), catalog_from(settings), data_dir)
-        console.print(f"  {counts['campaign_log']:,} campaign decisions, {counts['orders']:,} orders, "
-                      f"{counts['tickets']:,} service tickets")
+        console.print(
+            f"  {counts['campaign_log']:,} campaign decisions, {counts['orders']:,} orders, "
+            f"{counts['tickets']:,} service tickets"
+        )
     with step("register the Feast repository (SQLite online, DuckDB offline)"):
         apply(settings)
     with step("materialize the latest features into the online store"):

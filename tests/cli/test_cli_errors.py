@@ -45,8 +45,10 @@ def test_unknown_customer(settings: Settings, feature_store: Any) -> None:
     ("event", "needles"),
     [
         ("{not json", ("not valid JSON",)),
-        ('{"type": "ticket_opened", "customer_id": 1, "timestamp": "2026-01-01T00:00:00", "ticket_id": 3}',
-         ("severity", "Field required")),
+        (
+            '{"type": "ticket_opened", "customer_id": 1, "timestamp": "2026-01-01T00:00:00", "ticket_id": 3}',
+            ("severity", "Field required"),
+        ),
         ('{"type": "volcano", "customer_id": 1}', ("type", "volcano")),
     ],
 )
@@ -55,8 +57,6 @@ def test_malformed_event(tmp_path: Path, event: str, needles: tuple[str, ...]) -
 
 
 def test_invalid_option_and_settings(tmp_path: Path) -> None:
-    assert_one_line_error(
-        run_cli(["data", "generate", "--customers", "5"], tmp_path), "customers", "5"
-    )
+    assert_one_line_error(run_cli(["data", "generate", "--customers", "5"], tmp_path), "customers", "5")
     bad_env = run_cli(["data", "generate"], tmp_path, NEXTBEST_ENVIRONMENT="mars")
     assert_one_line_error(bad_env, "environment")

@@ -35,11 +35,18 @@ def test_point_in_time_join_never_uses_later_rows(feature_store: Any, world_dir:
     assert len(got) == len(entity)  # DuckDB keeps every entity row (the file store would drop some)
     for spec in VIEWS:
         table = pd.read_parquet(world_dir / "feature_tables" / f"{spec.table}.parquet")
-        expected = pd.merge_asof(
-            entity.sort_values("event_timestamp"),
-            table.sort_values("event_timestamp").rename(columns={"event_timestamp": "row_ts"}),
-            left_on="event_timestamp", right_on="row_ts", by=ENTITY, direction="backward",
-        ).set_index([ENTITY, "event_timestamp"]).sort_index()
+        expected = (
+            pd.merge_asof(
+                entity.sort_values("event_timestamp"),
+                table.sort_values("event_timestamp").rename(columns={"event_timestamp": "row_ts"}),
+                left_on="event_timestamp",
+                right_on="row_ts",
+                by=ENTITY,
+                direction="backward",
+            )
+            .set_index([ENTITY, "event_timestamp"])
+            .sort_index()
+        )
         assert (expected["row_ts"] <= expected.index.get_level_values("event_timestamp")).all()
         for name in spec.served_names:
             a, b = got[name], expected[name]
@@ -101,9 +108,7 @@ def _event(as_of: datetime, minutes: int, **kw: Any) -> Any:
     return parse_event({"timestamp": (as_of + timedelta(minutes=minutes)).isoformat(), **kw})
 
 
-def test_pushed_ticket_is_visible_at_once_and_late_events_do_not_overwrite(
-    feature_store: Any, as_of: datetime
-) -> None:
+def test_pushed_ticket_is_visible_at_once_and_late_events_do_not_overwrite(feature_store: Any, as_of: datetime) -> None:
     reader = OnlineFeatureReader(feature_store, "nba_v1")
     writer = EventWriter(feature_store)
     customer = 77
@@ -121,7 +126,8 @@ def test_pushed_ticket_is_visible_at_once_and_late_events_do_not_overwrite(
 
     closed = writer.push(_event(as_of, 9, type="ticket_closed", customer_id=customer, ticket_id=990_001))
     assert closed.outcome == "applied"
-    assert reader.read_one(customer, now=as_of.timestamp() + 600).values["open_tickets"] == before.values["open_tickets"]
+    final = reader.read_one(customer, now=as_of.timestamp() + 600)
+    assert final.values["open_tickets"] == before.values["open_tickets"]
 
 
 def test_store_itself_refuses_older_writes(feature_store: Any, as_of: datetime) -> None:
@@ -130,8 +136,17 @@ def test_store_itself_refuses_older_writes(feature_store: Any, as_of: datetime) 
     writer = EventWriter(feature_store)
     customer = 91
     writer.push(_event(as_of, 30, type="consent_changed", customer_id=customer, channel="sms", opt_in=True))
-    old = pd.DataFrame([{ENTITY: customer, "event_timestamp": as_of - timedelta(days=1), "email_opt_in": 0,
-                         "sms_opt_in": 0, "push_opt_in": 0}])
+    old = pd.DataFrame(
+        [
+            {
+                ENTITY: customer,
+                "event_timestamp": as_of - timedelta(days=1),
+                "email_opt_in": 0,
+                "sms_opt_in": 0,
+                "push_opt_in": 0,
+            }
+        ]
+    )
     feature_store.push("consent_events", old)
     assert reader.read_one(customer, now=as_of.timestamp() + 3_600).values["sms_opt_in"] == 1
 

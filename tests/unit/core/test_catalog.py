@@ -48,7 +48,7 @@ def test_valid_minimal_catalog(tmp_path: Path) -> None:
         (BASE.replace("cost: 0.1}", "cost: 0.1, colour: red}"), "actions.1.colour: Extra inputs are not permitted"),
         (BASE.replace("cost: 0.1}", "cost: -1}"), "actions.1.cost"),
         (BASE.replace("channels: [email], category: promo", "channels: [fax], category: promo"), "unknown channel"),
-        (BASE + "  - {id: promo, channels: [email], category: promo, value: 5, cost: 0}\n", "duplicate action ids: promo"),
+        (BASE + "  - {id: promo, channels: [email], category: promo, value: 5, cost: 0}\n", "duplicate action ids"),
         ("channels: [email]\ncontrol: [", "not valid YAML"),
     ],
 )

@@ -50,8 +50,11 @@ def test_cart_and_order_and_consent() -> None:
     assert cart is not None and cart["cart_open"] == 1 and cart["last_cart_value"] == 80.5
     after_order = next_state(cart, 0, event(type="order_placed", amount=80.5))
     assert after_order is not None and after_order["cart_open"] == 0
-    consent = next_state({"email_opt_in": 1, "sms_opt_in": 1, "push_opt_in": 0}, 0,
-                         event(type="consent_changed", channel="sms", opt_in=False))
+    consent = next_state(
+        {"email_opt_in": 1, "sms_opt_in": 1, "push_opt_in": 0},
+        0,
+        event(type="consent_changed", channel="sms", opt_in=False),
+    )
     assert consent == {"email_opt_in": 1, "sms_opt_in": 0, "push_opt_in": 0}
 
 

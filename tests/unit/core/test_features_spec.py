@@ -23,8 +23,13 @@ def test_service_hides_internal_fields_and_models_skip_raw_timestamps() -> None:
 
 def test_request_time_features_handle_missing_and_future() -> None:
     out = request_time_features(
-        {"signup_ts": [0, None], "last_order_ts": [86_400, 300_000], "last_cart_abandoned_ts": None,
-         "last_ticket_opened_ts": [None, None], "last_contact_ts": [0, 0]},
+        {
+            "signup_ts": [0, None],
+            "last_order_ts": [86_400, 300_000],
+            "last_cart_abandoned_ts": None,
+            "last_ticket_opened_ts": [None, None],
+            "last_contact_ts": [0, 0],
+        },
         np.array([172_800, 172_800]),
     )
     assert out["tenure_days"][0] == 2.0 and np.isnan(out["tenure_days"][1])
