@@ -83,11 +83,13 @@ def score_breakdown(
     )
 
 
-def choose(net_value: Array, eligible: Array, control_index: int) -> Array:
-    """Index of the best eligible candidate per row; the control when no eligible action is worth > 0.
+def choose(net_value: Array, eligible: Array, control_index: int, margin: float = 0.0) -> Array:
+    """Index of the best eligible candidate per row; the control when no eligible action is worth more than
+    ``margin`` (the decision margin learned with the model: acting on a near-zero estimate is more often
+    wrong than right, so the model can demand a minimum expected gain).
 
     Ties go to the lower column index. The control is always eligible."""
-    net = np.where(eligible, net_value, -np.inf)
+    net = np.where(eligible, net_value - margin, -np.inf)
     net[:, control_index] = 0.0
     chosen: Array = np.argmax(net, axis=1)
     return chosen

@@ -35,11 +35,11 @@ class Effect:
 EFFECTS: dict[str, Effect] = {
     "no_action": Effect(None, 0.0, 0.0, 0.0, 0.0, False),
     "email_promo": Effect("email", 1.0, 0.0, 0.0, 0.0, True),
-    "sms_reminder": Effect("sms", 0.8, 0.0, 0.24, 0.0, True),
-    "discount_10": Effect("email", 1.0, 0.20, 0.0, 0.0, True),
-    "discount_20": Effect("email", 1.0, 0.30, 0.0, 0.0, True),
-    "push_nudge": Effect("push", 0.7, 0.0, 0.16, 0.0, True),
-    "help_content": Effect(None, 0.25, 0.0, 0.0, 0.14, False),
+    "sms_reminder": Effect("sms", 0.8, 0.0, 0.30, 0.0, True),
+    "discount_10": Effect("email", 1.0, 0.25, 0.0, 0.0, True),
+    "discount_20": Effect("email", 1.0, 0.38, 0.0, 0.0, True),
+    "push_nudge": Effect("push", 0.7, 0.0, 0.22, 0.0, True),
+    "help_content": Effect(None, 0.25, 0.0, 0.0, 0.22, False),
 }
 DEFAULT_ORDER_VALUE = 50.0
 
@@ -121,7 +121,7 @@ def true_response(state: Mapping[str, np.ndarray], catalog: ActionCatalog) -> Tr
         promo_ticket = ticket * float(e.promo)
         lift = (
             headroom
-            * (0.07 * e.contact * (1.0 - av) + e.discount_lift * ps**2 + e.cart_lift * cart + e.ticket_help * ticket)
+            * (0.08 * e.contact * (1.0 - av) + e.discount_lift * ps**2 + e.cart_lift * cart + e.ticket_help * ticket)
             * (1.0 - 0.7 * promo_ticket)
         )
         damp = (1.0 - 0.8 * e.contact * av**2) * (1.0 - 0.5 * promo_ticket)

@@ -51,8 +51,8 @@ def draw_population(cfg: WorldConfig, rng: np.random.Generator) -> Population:
 
     order_rate = rng.lognormal(np.log(0.55), 0.85, n)
     session_rate = order_rate * 2.5 + rng.lognormal(np.log(2.0), 0.7, n)
-    price_sensitivity = np.clip(rng.beta(1.3, 3.0, n) + 0.12 * young - 0.08 * old, 0.0, 1.0)
-    aversion = np.clip(rng.beta(1.0, 2.2, n) + 0.10 * old, 0.0, 1.0)
+    price_sensitivity = np.clip(rng.beta(0.7, 1.5, n) + 0.12 * young - 0.08 * old, 0.0, 1.0)
+    aversion = np.clip(rng.beta(0.6, 1.5, n) + 0.10 * old, 0.0, 1.0)
     aov = rng.lognormal(np.log(52), 0.35, n) * (1.0 + 0.25 * (1 - price_sensitivity))
 
     spend = order_rate * aov

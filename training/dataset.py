@@ -1,0 +1,192 @@
+"""Training sets: point-in-time features from Feast over the campaign log, or a file you bring.
+
+Either way the result is one frame with the features, the logged ``action``, its logging ``propensity``,
+the outcome (``converted``, ``revenue``) and, on the synthetic world, the true net value of every action.
+Customers (not rows) are split into train / validation / test so no customer leaks across splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.core.catalog import ActionCatalog
+from nextbest.core.features import ENTITY, REQUEST_TS, categorical_features, model_features
+from nextbest.errors import DataError
+
+REQUIRED = (ENTITY, "event_timestamp", "action", "converted")
+OPTIONAL = ("revenue", "propensity")
+RESERVED = frozenset((*REQUIRED, *OPTIONAL, REQUEST_TS, "campaign_id", "split"))
+
+
+@dataclass
+class TrainingSet:
+    frame: pd.DataFrame
+    numeric: list[str]
+    categorical: list[str]
+    source: str
+    feature_service: str | None
+    truth: pd.DataFrame | None  # net_<action> per row (synthetic world only), aligned with ``frame``
+    notes: tuple[str, ...] = ()
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical
+
+    @property
+    def fingerprint(self) -> str:
+        """Content hash of the rows and columns used (logged with every model)."""
+        cols = [ENTITY, "event_timestamp", "action", "converted", "revenue", "propensity", *self.features]
+        hashed = pd.util.hash_pandas_object(self.frame[cols], index=False).to_numpy()
+        return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+
+    def subset(self, mask: np.ndarray) -> TrainingSet:
+        truth = None if self.truth is None else self.truth.loc[mask].reset_index(drop=True)
+        return TrainingSet(
+            self.frame.loc[mask].reset_index(drop=True),
+            self.numeric,
+            self.categorical,
+            self.source,
+            self.feature_service,
+            truth,
+            self.notes,
+        )
+
+    def rewards(self, catalog: ActionCatalog) -> np.ndarray:
+        """Net value of each logged row: revenue minus the fixed cost of the action taken."""
+        costs = catalog.costs[self.action_index(catalog)]
+        return self.frame["revenue"].to_numpy(dtype=np.float64) - costs
+
+    def action_index(self, catalog: ActionCatalog) -> np.ndarray:
+        return self.frame["action"].map(catalog.index).to_numpy(dtype=np.int64)
+
+
+def unix_seconds(ts: pd.Series) -> pd.Series:
+    return (ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+
+
+def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where: str) -> list[str]:
+    """Check the logged-decision columns; returns notes about what was filled in."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataError(f"{where}: missing required column(s) {missing}; need {list(REQUIRED)}")
+    if frame.empty:
+        raise DataError(f"{where}: no rows")
+    unknown = sorted(set(frame["action"].astype(str)) - set(catalog.ids))
+    if unknown:
+        raise DataError(f"{where}: unknown action(s) {unknown[:10]}; the catalog has {list(catalog.ids)}")
+    if catalog.control not in set(frame["action"]):
+        raise DataError(f"{where}: no rows with the control action {catalog.control!r}: uplift needs a control")
+    conv = pd.to_numeric(frame["converted"], errors="coerce")
+    if conv.isna().any() or not conv.isin([0, 1]).all():
+        raise DataError(f"{where}: column 'converted' must be 0 or 1 in every row")
+    notes: list[str] = []
+    if "propensity" in frame.columns:
+        prop = pd.to_numeric(frame["propensity"], errors="coerce")
+        bad = prop.isna() | (prop <= 0) | (prop > 1)
+        if bad.any():
+            first = frame.index[bad.to_numpy()][0]
+            raise DataError(
+                f"{where}: column 'propensity' must be in (0, 1]; row {first} has {frame['propensity'][first]!r}"
+            )
+    else:
+        notes.append("no 'propensity' column: assignment assumed independent of features (empirical shares)")
+    if "revenue" in frame.columns:
+        rev = pd.to_numeric(frame["revenue"], errors="coerce")
+        if rev.isna().any() or (rev < 0).any():
+            raise DataError(f"{where}: column 'revenue' must be a non-negative number in every row")
+    else:
+        notes.append("no 'revenue' column: revenue = converted x catalog value x (1 - discount)")
+    counts = frame["action"].value_counts()
+    few = {a: int(counts.get(a, 0)) for a in catalog.ids if counts.get(a, 0) < min_rows}
+    if few:
+        raise DataError(f"{where}: too few rows per action (need {min_rows}): {few}")
+    return notes
+
+
+def _complete(frame: pd.DataFrame, catalog: ActionCatalog) -> pd.DataFrame:
+    out = frame.copy()
+    out["action"] = out["action"].astype(str)
+    out["converted"] = pd.to_numeric(out["converted"]).astype(np.int64)
+    if "propensity" not in out.columns:
+        out["propensity"] = out["action"].map(out["action"].value_counts(normalize=True))
+    if "revenue" not in out.columns:
+        idx = out["action"].map(catalog.index).to_numpy()
+        out["revenue"] = out["converted"] * catalog.values[idx] * (1 - catalog.discounts[idx])
+    out["propensity"] = pd.to_numeric(out["propensity"]).astype(np.float64)
+    out["revenue"] = pd.to_numeric(out["revenue"]).astype(np.float64)
+    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    return out
+
+
+def load_file(path: Path, catalog: ActionCatalog, min_rows: int = 100) -> TrainingSet:
+    """Bring-your-own data: parquet or CSV with one logged decision per row and any feature columns."""
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read as {'parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}") from exc
+    notes = _validate(frame, catalog, min_rows, str(path))
+    frame = _complete(frame, catalog)
+    truth_names = {f"{k}_{a}" for a in catalog.ids for k in ("net", "p", "revenue")} | {"oracle_action"}
+    truth_cols = [c for c in frame.columns if c in truth_names]  # ground truth, when the file has it
+    feature_cols = [c for c in frame.columns if c not in RESERVED and c not in truth_cols]
+    if not feature_cols:
+        raise DataError(f"{path}: no feature columns besides {sorted(RESERVED & set(frame.columns))}")
+    categorical = [c for c in feature_cols if not pd.api.types.is_numeric_dtype(frame[c])]
+    numeric = [c for c in feature_cols if c not in categorical]
+    truth = _truth_from(frame, catalog)
+    return TrainingSet(frame, numeric, categorical, f"file:{path}", None, truth, tuple(notes))
+
+
+def _truth_from(frame: pd.DataFrame, catalog: ActionCatalog) -> pd.DataFrame | None:
+    cols = [f"net_{a}" for a in catalog.ids]
+    return frame[cols].reset_index(drop=True) if all(c in frame.columns for c in cols) else None
+
+
+def from_feast(
+    store: Any, data_dir: Path, catalog: ActionCatalog, feature_service: str, min_rows: int = 100
+) -> TrainingSet:
+    """Point-in-time features for every campaign-log row (entity = customer and assignment time)."""
+    log_path = data_dir / "raw" / "campaign_log.parquet"
+    if not log_path.is_file():
+        raise DataError(f"campaign log {log_path} does not exist; run `nextbest data generate` first")
+    log = pd.read_parquet(log_path)
+    notes = _validate(log, catalog, min_rows, str(log_path))
+    entity = log[[ENTITY, "event_timestamp"]].assign(**{REQUEST_TS: unix_seconds(log["event_timestamp"])})
+    service = store.get_feature_service(feature_service)
+    feats = store.get_historical_features(entity_df=entity, features=service).to_df()
+    frame = log.merge(
+        feats.drop(columns=[REQUEST_TS]), on=[ENTITY, "event_timestamp"], how="left", validate="one_to_one"
+    )
+    truth_path = data_dir / "truth" / "campaign.parquet"
+    if truth_path.is_file():
+        truth = pd.read_parquet(truth_path, columns=[ENTITY, "event_timestamp", *(f"net_{a}" for a in catalog.ids)])
+        frame = frame.merge(truth, on=[ENTITY, "event_timestamp"], how="left", validate="one_to_one")
+    frame = _complete(frame, catalog)
+    numeric = [c for c in model_features(feature_service) if c not in categorical_features(feature_service)]
+    return TrainingSet(
+        frame,
+        numeric,
+        list(categorical_features(feature_service)),
+        f"feast:{feature_service}",
+        feature_service,
+        _truth_from(frame, catalog),
+        tuple(notes),
+    )
+
+
+def split(ds: TrainingSet, test_fraction: float, valid_fraction: float, seed: int) -> dict[str, TrainingSet]:
+    """Deterministic split by a hash of (seed, customer id): a customer is in exactly one split."""
+    keys = ds.frame[ENTITY].astype(str).radd(f"{seed}:")
+    u = pd.util.hash_pandas_object(keys, index=False).to_numpy() / np.float64(2**64)
+    test = u < test_fraction
+    valid = ~test & (u < test_fraction + (1 - test_fraction) * valid_fraction)
+    train = ~test & ~valid
+    return {"train": ds.subset(train), "valid": ds.subset(valid), "test": ds.subset(test)}
