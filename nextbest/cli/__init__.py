@@ -17,6 +17,9 @@ COMMANDS: dict[str, str] = {
     "data": "nextbest.cli.data:data",
     "features": "nextbest.cli.features:features",
     "demo": "nextbest.cli.demo:demo",
+    "train": "nextbest.cli.training:train",
+    "evaluate": "nextbest.cli.training:evaluate",
+    "promote": "nextbest.cli.training:promote",
 }
 
 

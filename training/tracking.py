@@ -1,0 +1,141 @@
+"""MLflow: tracking runs, the model registry and aliases.
+
+Every training run is a parent run with nested runs per step (dataset, one per tuning candidate, evaluation,
+registration). The model is logged as a pyfunc with its native LightGBM files as an artifact, with explicit
+pip requirements (inference of requirements takes seconds), a signature, the FeatureService name and the
+data fingerprint as tags, and the held-out evaluation split, so promotion can re-score the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.errors import NotFoundError, UnavailableError
+from nextbest.model.policy_model import PolicyModel
+from nextbest.settings import Settings
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+
+
+def configure(settings: Settings, experiment: str) -> Any:
+    """Point MLflow at the configured store (absolute SQLite path by default) and select the experiment."""
+    import os
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output readable
+    uri = settings.mlflow_tracking_uri
+    assert uri is not None
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        return mlflow.set_experiment(experiment)
+    except Exception as exc:
+        raise UnavailableError(f"MLflow tracking store {uri} is not reachable: {exc}") from exc
+
+
+def pip_requirements() -> list[str]:
+    names = ("lightgbm", "numpy", "pandas", "scikit-learn", "mlflow", "pydantic", "pyyaml")
+    return [f"{n}=={version(n)}" for n in names]
+
+
+def importance(model: PolicyModel) -> tuple[list[str], np.ndarray]:
+    """Total gain per input of the conversion head (features, plus action descriptors for the S-learner)."""
+    from nextbest.model.descriptors import NAMES
+
+    names = list(model.feature_names) + (list(NAMES) if model.conversion.descriptors is not None else [])
+    total = np.zeros(len(names))
+    for booster in model.conversion.boosters.values():
+        total += booster.feature_importance("gain")
+    return names, total
+
+
+def log_policy_model(model: PolicyModel, example: pd.DataFrame, name: str, tags: dict[str, str]) -> tuple[str, int]:
+    """Log the model under the active run and register a new version; returns (model URI, version)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from nextbest.model.pyfunc import PolicyModelPyfunc, predictions_frame
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = model.save(Path(tmp) / "policy_model")
+        sample = example[list(model.feature_names)].head(20)
+        info = mlflow.pyfunc.log_model(
+            name="policy_model",
+            python_model=PolicyModelPyfunc(),
+            artifacts={"policy_model": str(bundle)},
+            signature=infer_signature(sample, predictions_frame(model, sample)),
+            pip_requirements=pip_requirements(),
+            registered_model_name=name,
+            tags=tags,
+        )
+    version_ = int(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version_), key, value)
+    client.set_registered_model_alias(name, CHALLENGER, str(version_))
+    return info.model_uri, version_
+
+
+def resolve_version(name: str, ref: str) -> Any:
+    """A model version by alias (``champion``, ``challenger``) or number."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        if ref.isdigit():
+            return client.get_model_version(name, ref)
+        return client.get_model_version_by_alias(name, ref)
+    except MlflowException as exc:
+        raise NotFoundError(f"model {name!r} has no version {ref!r} in the registry") from exc
+
+
+def load_version(name: str, ref: str, dest: Path | None = None) -> tuple[PolicyModel, Any]:
+    """Download a registered version's native model; returns (model, version record)."""
+    import mlflow
+
+    record = resolve_version(name, ref)
+    target = dest or Path(tempfile.mkdtemp(prefix="nextbest-model-"))
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{record.version}", dst_path=str(target))
+    bundle = Path(path) / "artifacts" / "policy_model"
+    model = PolicyModel.load(bundle)
+    model.metadata.setdefault("version", int(record.version))
+    model.metadata["registry_name"] = name
+    return model, record
+
+
+def logged_split(record: Any, split_name: str) -> pd.DataFrame:
+    """A split (``test`` or ``valid``) logged with the training run that produced a model version."""
+    import mlflow
+
+    path = mlflow.artifacts.download_artifacts(run_id=record.run_id, artifact_path=f"evaluation/{split_name}.parquet")
+    return pd.read_parquet(path)
+
+
+def log_json(data: dict[str, Any], path: str) -> None:
+    import mlflow
+
+    mlflow.log_text(json.dumps(data, indent=2, default=_jsonable), path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def flat_metrics(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, int | float | np.floating) and np.isfinite(v)}
