@@ -96,7 +96,7 @@ class StateComputer:
             orders_90d=o.count(cust, t, 90 * DAY),
             orders_180d=n180,
             revenue_90d=np.round(o.total("amount", cust, t, 90 * DAY), 2),
-            aov_180d=np.round(_ratio(o.total("amount", cust, t, 180 * DAY), n180), 2),
+            aov_180d=np.round(_ratio(np.round(o.total("amount", cust, t, 180 * DAY), 2), n180), 2),
             coupon_order_share_180d=_ratio(o.total("coupon", cust, t, 180 * DAY), n180),
             last_order_ts=_last_ts(o, cust, t),
         )

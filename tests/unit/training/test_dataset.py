@@ -1,0 +1,105 @@
+"""Bring-your-own training data: clear errors for bad input, and a customer-level split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nextbest.core.catalog import ActionCatalog
+from nextbest.errors import DataError
+from nextbest.training.dataset import load_file, split
+
+
+def frame(catalog: ActionCatalog, n: int = 1_400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1),
+            "event_timestamp": pd.Timestamp("2026-10-01", tz="UTC"),
+            "age": rng.integers(18, 80, n),
+            "tier": rng.choice(["bronze", "gold"], n),
+            "spend": rng.gamma(2, 30, n),
+            "action": np.array(catalog.ids)[np.arange(n) % len(catalog.ids)],
+            "converted": rng.integers(0, 2, n),
+            "revenue": 0.0,
+            "propensity": 1 / len(catalog.ids),
+        }
+    )
+
+
+def write(df: pd.DataFrame, tmp_path: Path, kind: str = "parquet") -> Path:
+    path = tmp_path / f"data.{kind}"
+    if kind == "parquet":
+        df.to_parquet(path)
+    else:
+        df.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_valid_file_loads_with_numeric_and_categorical_features(
+    catalog: ActionCatalog, tmp_path: Path, kind: str
+) -> None:
+    ds = load_file(write(frame(catalog), tmp_path, kind), catalog)
+    assert ds.numeric == ["age", "spend"] and ds.categorical == ["tier"]
+    assert len(ds.fingerprint) == 16 and ds.truth is None
+    assert ds.rewards(catalog).shape == (1_400,)
+
+
+def test_optional_columns_are_filled_and_noted(catalog: ActionCatalog, tmp_path: Path) -> None:
+    df = frame(catalog).drop(columns=["revenue", "propensity"])
+    ds = load_file(write(df, tmp_path), catalog)
+    assert any("propensity" in n for n in ds.notes) and any("revenue" in n for n in ds.notes)
+    assert np.allclose(ds.frame["propensity"], 1 / len(catalog.ids))
+    d20 = ds.frame[(ds.frame["action"] == "discount_20") & (ds.frame["converted"] == 1)]
+    assert np.allclose(d20["revenue"], catalog.by_id["discount_20"].value * 0.8)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.drop(columns=["converted"]), "missing required column(s) ['converted']"),
+        (
+            lambda d: d.assign(action=d["action"].replace("email_promo", "carrier_pigeon")),
+            "unknown action(s) ['carrier_pigeon']",
+        ),
+        (
+            lambda d: d.assign(propensity=np.where(d.index == 5, 1.5, d["propensity"])),
+            "propensity' must be in (0, 1]; row 5",
+        ),
+        (lambda d: d.assign(propensity=np.where(d.index == 7, 0.0, d["propensity"])), "row 7"),
+        (lambda d: d[(d["action"] != "push_nudge") | (d.index < 400)], "too few rows per action"),
+        (lambda d: d.assign(converted=2), "'converted' must be 0 or 1"),
+        (lambda d: d[d["action"] != "no_action"], "no rows with the control action"),
+        (lambda d: d.assign(revenue=-1.0), "'revenue' must be a non-negative"),
+    ],
+)
+def test_bad_input_names_the_problem(catalog: ActionCatalog, tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = write(mutate(frame(catalog)), tmp_path)
+    with pytest.raises(DataError) as err:
+        load_file(path, catalog)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_or_unreadable_file(catalog: ActionCatalog, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_file(tmp_path / "nope.parquet", catalog)
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(DataError, match="cannot read"):
+        load_file(bad, catalog)
+
+
+def test_split_is_by_customer_and_deterministic(catalog: ActionCatalog, tmp_path: Path) -> None:
+    df = pd.concat([frame(catalog), frame(catalog, seed=1)])  # every customer twice
+    ds = load_file(write(df, tmp_path), catalog)
+    parts = split(ds, 0.5, 0.2, seed=3)
+    ids = {k: set(v.frame["customer_id"]) for k, v in parts.items()}
+    assert not (ids["train"] & ids["test"]) and not (ids["valid"] & ids["test"]) and not (ids["train"] & ids["valid"])
+    assert sum(len(v.frame) for v in parts.values()) == len(df)
+    assert 0.4 < len(parts["test"].frame) / len(df) < 0.6
+    again = split(ds, 0.5, 0.2, seed=3)
+    assert again["test"].frame["customer_id"].tolist() == parts["test"].frame["customer_id"].tolist()
