@@ -38,6 +38,8 @@ def configure(settings: Settings, experiment: str) -> Any:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if os.environ.get("MLFLOW_RUN_ID"):  # launched by `mlflow run`: log into the project run's experiment
+        return None
     try:
         return mlflow.set_experiment(experiment)
     except Exception as exc:
