@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nextbest.errors import NotFoundError, UnavailableError
+from nextbest.errors import UnavailableError
 from nextbest.model.policy_model import PolicyModel
-from nextbest.settings import Settings
+from nextbest.model.registry import CHALLENGER, CHAMPION, load_version, resolve_version
 
-CHALLENGER = "challenger"
-CHAMPION = "champion"
+__all__ = ["CHALLENGER", "CHAMPION", "configure", "load_version", "log_policy_model", "resolve_version"]
+from nextbest.settings import Settings
 
 
 def configure(settings: Settings, experiment: str) -> Any:
@@ -87,34 +87,6 @@ def log_policy_model(model: PolicyModel, example: pd.DataFrame, name: str, tags:
         client.set_model_version_tag(name, str(version_), key, value)
     client.set_registered_model_alias(name, CHALLENGER, str(version_))
     return info.model_uri, version_
-
-
-def resolve_version(name: str, ref: str) -> Any:
-    """A model version by alias (``champion``, ``challenger``) or number."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient()
-    try:
-        if ref.isdigit():
-            return client.get_model_version(name, ref)
-        return client.get_model_version_by_alias(name, ref)
-    except MlflowException as exc:
-        raise NotFoundError(f"model {name!r} has no version {ref!r} in the registry") from exc
-
-
-def load_version(name: str, ref: str, dest: Path | None = None) -> tuple[PolicyModel, Any]:
-    """Download a registered version's native model; returns (model, version record)."""
-    import mlflow
-
-    record = resolve_version(name, ref)
-    target = dest or Path(tempfile.mkdtemp(prefix="nextbest-model-"))
-    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{record.version}", dst_path=str(target))
-    bundle = Path(path) / "artifacts" / "policy_model"
-    model = PolicyModel.load(bundle)
-    model.metadata.setdefault("version", int(record.version))
-    model.metadata["registry_name"] = name
-    return model, record
 
 
 def logged_split(record: Any, split_name: str) -> pd.DataFrame:
