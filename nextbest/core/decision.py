@@ -1,0 +1,251 @@
+"""One decision, assembled from the pure parts: candidates, guardrails, arbitration, exploration.
+
+The service, batch decisioning and rule simulation all call :class:`DecisionPolicy`, so a decision replayed
+offline is the decision served online. The policy object bundles everything that changes together on a hot
+reload (catalog, compiled rules, exploration settings); swapping one reference swaps all of it atomically.
+
+Fallback policy (``DecisionPolicy.fallback``): when features or models are unavailable the decision is the
+control action (``no_action``) with probability 1, ``degraded=True`` and the reason. Doing nothing cannot
+break a consent, contact-pressure or open-ticket guardrail whose inputs are missing, and it is the baseline
+every uplift is measured against: its incremental value is zero by definition, never negative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nextbest.core.arbitration import ScoreBreakdown, choose, rank, score_breakdown
+from nextbest.core.catalog import ActionCatalog
+from nextbest.core.contact import HistoryBuilder
+from nextbest.core.exploration import Exploration, Served, in_control_group, serve
+from nextbest.core.features import FieldSpec
+from nextbest.core.rule_engine import RuleEngine
+from nextbest.core.rule_values import RequestInfo, RuleEvaluation, RuleHit
+from nextbest.core.rules import Ruleset
+from nextbest.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """What the caller asks. ``now`` is Unix seconds (UTC); ``candidates`` optionally narrows the channel's
+    actions; ``context`` is visible to rules as ``request.context`` (never used for thresholds)."""
+
+    customer_id: str | int
+    channel: str
+    now: int
+    decision_id: str
+    candidates: tuple[str, ...] | None = None
+    context: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateScore:
+    action: str
+    rank: int  # 1 = best; ineligible candidates rank after every eligible one
+    eligible: bool
+    propensity: float
+    uplift: float
+    value: float
+    cost: float
+    lever: float  # catalog lever × rule levers
+    net_value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    action: str
+    rule_ids: tuple[str, ...]
+    messages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: str
+    customer_id: str | int
+    channel: str
+    action: str
+    probability: float  # of serving ``action`` under the logging policy (exploration included)
+    greedy_action: str  # what arbitration alone chose
+    explored: bool
+    control: bool
+    degraded: bool
+    reason: str | None
+    candidates: tuple[CandidateScore, ...]  # ranked
+    suppressed: tuple[Suppression, ...]
+    shadow: tuple[RuleHit, ...]  # shadow-mode hits: reported, never applied
+    rule_errors: tuple[RuleHit, ...]  # conditions that could not be evaluated (applied or skipped)
+    ruleset_version: str
+    catalog_version: str
+
+
+class DecisionPolicy:
+    """Catalog + compiled rules + exploration settings: everything a decision needs besides its inputs."""
+
+    def __init__(
+        self,
+        catalog: ActionCatalog,
+        ruleset: Ruleset,
+        exploration: Exploration | None = None,
+        fields: Mapping[str, FieldSpec] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.ruleset = ruleset
+        self.exploration = exploration or Exploration()
+        self.engine = RuleEngine(ruleset, catalog, fields)
+        self.history = HistoryBuilder(catalog.channels, catalog.control)
+        self.empty_history = self.history.empty()
+        self._candidates: dict[tuple[str, tuple[str, ...] | None], tuple[str, ...]] = {}
+        self._levers: dict[tuple[str, ...], np.ndarray] = {}
+
+    def candidates(self, channel: str, subset: tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
+        """The channel's actions (catalog order), narrowed to ``subset`` if given; the control is always in.
+        Score models in this order."""
+        key = (channel, None if subset is None else tuple(subset))
+        found = self._candidates.get(key)
+        if found is None:
+            base = self.catalog.for_channel(channel)
+            if subset is not None:
+                unknown = sorted({a for a in subset if a not in self.catalog.by_id})
+                if unknown:
+                    known = list(self.catalog.ids)
+                    raise ConfigError(f"unknown candidate action(s) {unknown}; the catalog has {known}")
+                keep = set(subset) | {self.catalog.control}
+                base = tuple(a for a in base if a in keep)
+            found = self._candidates[key] = base
+        return found
+
+    def levers(self, cands: tuple[str, ...]) -> np.ndarray:
+        """Catalog levers of a candidate set (rule levers multiply these)."""
+        found = self._levers.get(cands)
+        if found is None:
+            found = self._levers[cands] = self.catalog.levers[list(self.engine.indices(cands))]
+        return found
+
+    def rules(
+        self, request: DecisionRequest, features: Mapping[str, Any], history: Mapping[str, Any] | None = None
+    ) -> RuleEvaluation:
+        info = RequestInfo(request.channel, request.now, request.context)
+        cands = self.candidates(request.channel, request.candidates)
+        return self.engine.evaluate(cands, features, info, self.empty_history if history is None else history)
+
+    def decide(
+        self,
+        request: DecisionRequest,
+        features: Mapping[str, Any],
+        history: Mapping[str, Any] | None,
+        p_convert: np.ndarray,
+        expected_revenue: np.ndarray,
+    ) -> Decision:
+        """``features``: served values by name (None when missing); ``history``: a map from
+        :class:`HistoryBuilder` (None = never contacted); scores are (K,) in :meth:`candidates` order."""
+        cands = self.candidates(request.channel, request.candidates)
+        p = _scores(p_convert, len(cands), "p_convert")
+        rev = _scores(expected_revenue, len(cands), "expected_revenue")
+        rules = self.rules(request, features, history)
+        scores = score_breakdown(self.catalog, cands, p[None, :], rev[None, :], self.levers(cands) * rules.lever)
+        eligible = ~rules.suppressed
+        eligible[scores.control_index] = True
+        greedy = int(choose(scores.net_value, eligible[None, :], scores.control_index)[0])
+        ex = self.exploration
+        ctrl = in_control_group(request.customer_id, ex.control_share, ex.control_salt)
+        served = serve(
+            greedy,
+            eligible,
+            ex.rate,
+            request.decision_id,
+            salt=ex.explore_salt,
+            control=ctrl,
+            control_index=scores.control_index,
+        )
+        return self.assemble(request, cands, scores, 0, eligible, rules, served)
+
+    def assemble(
+        self,
+        request: DecisionRequest,
+        cands: tuple[str, ...],
+        scores: ScoreBreakdown,
+        row: int,
+        eligible: np.ndarray,
+        rules: RuleEvaluation,
+        served: Served,
+    ) -> Decision:
+        """The result object for row ``row`` of ``scores`` (shared by single and batch decisioning)."""
+        order = rank(scores.net_value[row : row + 1], eligible[None, :])[0]
+        ranked = tuple(
+            CandidateScore(
+                action=cands[k],
+                rank=r + 1,
+                eligible=bool(eligible[k]),
+                propensity=float(scores.propensity[row, k]),
+                uplift=float(scores.uplift[row, k]),
+                value=float(scores.value[row, k]),
+                cost=float(scores.cost[row, k]),
+                lever=float(scores.lever[row, k]),
+                net_value=float(scores.net_value[row, k]),
+            )
+            for r, k in enumerate(order.tolist())
+        )
+        return Decision(
+            decision_id=request.decision_id,
+            customer_id=request.customer_id,
+            channel=request.channel,
+            action=cands[served.index],
+            probability=float(served.probability),
+            greedy_action=cands[served.greedy],
+            explored=served.explored,
+            control=served.control,
+            degraded=False,
+            reason=None,
+            candidates=ranked,
+            suppressed=_suppressions(rules),
+            shadow=rules.shadow,
+            rule_errors=tuple(h for h in (*rules.hits, *rules.skipped) if h.error is not None),
+            ruleset_version=self.ruleset.version,
+            catalog_version=self.catalog.content_hash,
+        )
+
+    def fallback(self, request: DecisionRequest, reason: str, rules: RuleEvaluation | None = None) -> Decision:
+        """A degraded decision: the control action with probability 1 (see the module docstring). Pass
+        ``rules`` when features were available, so the response still explains what was suppressed."""
+        control = self.catalog.control
+        return Decision(
+            decision_id=request.decision_id,
+            customer_id=request.customer_id,
+            channel=request.channel,
+            action=control,
+            probability=1.0,
+            greedy_action=control,
+            explored=False,
+            control=False,
+            degraded=True,
+            reason=reason,
+            candidates=(),
+            suppressed=() if rules is None else _suppressions(rules),
+            shadow=() if rules is None else rules.shadow,
+            rule_errors=(),
+            ruleset_version=self.ruleset.version,
+            catalog_version=self.catalog.content_hash,
+        )
+
+
+def _scores(values: np.ndarray, k: int, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.shape != (k,):
+        raise DataError(f"{name} must have one score per candidate ({k}); got {arr.shape[0]}")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{name} contains non-finite scores")
+    return arr
+
+
+def _suppressions(rules: RuleEvaluation) -> tuple[Suppression, ...]:
+    """Suppressed actions in candidate order, each with every enforcing rule that hit it."""
+    by_action = rules.suppressions()
+    return tuple(
+        Suppression(a, tuple(h.rule_id for h in by_action[a]), tuple(h.message for h in by_action[a]))
+        for a in rules.action_ids
+        if a in by_action
+    )

@@ -1,0 +1,140 @@
+"""Batch decisioning for outbound campaigns: the same policy as :meth:`DecisionPolicy.decide`, vectorised.
+
+Features arrive inline as columns (``nextbest decide-batch --data``), one shared request (channel, time)
+applies to every row, and model scores come as (n, K) arrays in :meth:`DecisionPolicy.candidates` order.
+Row ``i`` of the result equals the single decision for that customer (``BatchDecisions.decision(i)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nextbest.core.arbitration import ScoreBreakdown, choose, score_breakdown
+from nextbest.core.decision import Decision, DecisionPolicy, DecisionRequest
+from nextbest.core.exploration import Served, ServedBatch, control_group_mask, serve_batch
+from nextbest.core.rule_batch import BatchRuleEvaluation, evaluate_batch
+from nextbest.core.rule_values import RequestInfo
+from nextbest.errors import DataError
+
+
+@dataclass(frozen=True)
+class BatchDecisions:
+    policy: DecisionPolicy
+    channel: str
+    now: int
+    candidates: tuple[str, ...]
+    customer_ids: Sequence[str | int]
+    decision_ids: Sequence[str]
+    scores: ScoreBreakdown
+    eligible: np.ndarray  # (n, K)
+    served: ServedBatch
+    rules: BatchRuleEvaluation
+
+    def __len__(self) -> int:
+        return len(self.decision_ids)
+
+    @property
+    def actions(self) -> np.ndarray:
+        names: np.ndarray = np.array(self.candidates, dtype=object)[self.served.index]
+        return names
+
+    def decision(self, i: int) -> Decision:
+        """Row ``i`` as a full :class:`Decision`."""
+        s = self.served
+        served = Served(
+            int(s.index[i]), int(s.greedy[i]), float(s.probability[i]), bool(s.explored[i]), bool(s.control[i])
+        )
+        request = DecisionRequest(self.customer_ids[i], self.channel, self.now, self.decision_ids[i])
+        return self.policy.assemble(
+            request, self.candidates, self.scores, i, self.eligible[i], self.rules.row(i), served
+        )
+
+    def columns(self, explain: bool = True) -> dict[str, Any]:
+        """One row per customer, ready for a parquet file; ``explain`` adds the suppressions as text
+        (``action:rule,rule;...``)."""
+        rows = np.arange(len(self))
+        idx = self.served.index
+        out: dict[str, Any] = {
+            "customer_id": list(self.customer_ids),
+            "decision_id": list(self.decision_ids),
+            "action": self.actions,
+            "probability": self.served.probability,
+            "greedy_action": np.array(self.candidates, dtype=object)[self.served.greedy],
+            "explored": self.served.explored,
+            "control": self.served.control,
+            "propensity": self.scores.propensity[rows, idx],
+            "uplift": self.scores.uplift[rows, idx],
+            "net_value": self.scores.net_value[rows, idx],
+            "ruleset_version": [self.policy.ruleset.version] * len(self),
+        }
+        if explain:
+            out["suppressed"] = self._explanations()
+        return out
+
+    def _explanations(self) -> list[str]:
+        r = self.rules
+        enforce_suppress = np.array([r.rules[i].mode == "enforce" and r.rules[i].suppress for i in r.pair_rule], bool)
+        hits = r.fired & enforce_suppress[None, :] if len(enforce_suppress) else r.fired
+        out = [""] * len(self)
+        for i in np.flatnonzero(hits.any(axis=1)):
+            per_action: dict[str, list[str]] = {}
+            for p in np.flatnonzero(hits[i]):
+                action = self.candidates[int(r.pair_candidate[p])]
+                per_action.setdefault(action, []).append(r.rules[int(r.pair_rule[p])].id)
+            out[i] = ";".join(f"{a}:{','.join(ids)}" for a, ids in per_action.items())
+        return out
+
+
+def decide_batch(
+    policy: DecisionPolicy,
+    customer_ids: Sequence[str | int] | np.ndarray,
+    features: Mapping[str, Any],
+    p_convert: np.ndarray,
+    expected_revenue: np.ndarray,
+    *,
+    channel: str,
+    now: int,
+    decision_ids: Sequence[str] | None = None,
+    candidates: tuple[str, ...] | None = None,
+    context: Mapping[str, str | int | float | bool] | None = None,
+    histories: Sequence[Mapping[str, Any]] | None = None,
+) -> BatchDecisions:
+    """Decide for n customers. ``features`` maps feature name -> n values (None/NaN missing); ``histories``
+    (one map per customer) defaults to "never contacted"; ``decision_ids`` default to ``batch-<now>:<id>``,
+    which keeps a re-run of the same batch identical (exploration draws come from the decision id)."""
+    cands = policy.candidates(channel, candidates)
+    ids = list(customer_ids.tolist() if isinstance(customer_ids, np.ndarray) else customer_ids)
+    n, k = len(ids), len(cands)
+    p = np.asarray(p_convert, dtype=np.float64)
+    rev = np.asarray(expected_revenue, dtype=np.float64)
+    if p.shape != (n, k) or rev.shape != (n, k):
+        raise DataError(f"scores must be ({n}, {k}) in candidate order; got {p.shape} and {rev.shape}")
+    if not (np.isfinite(p).all() and np.isfinite(rev).all()):
+        raise DataError("scores contain non-finite values")
+    if histories is not None and len(histories) != n:
+        raise DataError(f"histories must have one map per customer ({n}); got {len(histories)}")
+    dids = [f"batch-{int(now)}:{c}" for c in ids] if decision_ids is None else list(decision_ids)
+    if len(dids) != n:
+        raise DataError(f"decision_ids must have one id per customer ({n}); got {len(dids)}")
+    info = RequestInfo(channel, int(now), dict(context or {}))
+    rules = evaluate_batch(policy.engine, cands, features, info, histories, n)
+    scores = score_breakdown(policy.catalog, cands, p, rev, policy.levers(cands)[None, :] * rules.lever)
+    eligible = ~rules.suppressed
+    eligible[:, scores.control_index] = True
+    greedy = choose(scores.net_value, eligible, scores.control_index)
+    ex = policy.exploration
+    control = control_group_mask(ids, ex.control_share, ex.control_salt)
+    served = serve_batch(
+        greedy,
+        eligible,
+        ex.rate,
+        dids,
+        salt=ex.explore_salt,
+        control=control,
+        control_index=scores.control_index,
+    )
+    return BatchDecisions(policy, channel, int(now), cands, ids, dids, scores, eligible, served, rules)

@@ -1,0 +1,317 @@
+"""Evaluating a ruleset for one request, fast enough to sit inside a sub-millisecond decision.
+
+Converting Python values into CEL costs about a microsecond per map entry and every ``execute`` call has a
+fixed overhead, so a naive loop (rules × candidates, each with its own context) costs milliseconds. Instead,
+when a :class:`RuleEngine` is bound to a catalog, every rule's top-level ``&&`` conjuncts that read only the
+action are evaluated once per catalog action; the rest is specialised per action by inlining the action's
+attributes as literals, deduplicated, and compiled, per candidate set, into one list-valued program. A
+request then builds one small context (only the features and history fields some rule reads) and runs that
+program once. Because CEL's ``&&`` is commutative (false wins over an error, an error over true), splitting
+changes no result; :meth:`RuleEngine.evaluate_naive` is the plain per-(rule, action) reference the tests
+compare against. If the combined program fails (a rule errs), each rule and then each element is evaluated
+on its own, so one broken rule never affects another; its ``on_error`` then decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cel
+import numpy as np
+
+from nextbest.core.catalog import ActionCatalog
+from nextbest.core.features import FieldSpec, all_fields
+from nextbest.core.rule_compile import Rule, eligibility_rules
+from nextbest.core.rule_syntax import first_line, inline, paths, references
+from nextbest.core.rule_values import (
+    CONVERT,
+    ERROR,
+    FALSE,
+    TRUE,
+    Converters,
+    Failure,
+    HistoryPaths,
+    RequestInfo,
+    RuleEvaluation,
+    RuleHit,
+    action_map,
+    customer_values,
+    error_text,
+    history_values,
+    merge_paths,
+    same,
+)
+from nextbest.core.rules import Ruleset
+
+_PLAN_CACHE_SIZE = 256
+
+
+@dataclass
+class Plan:
+    """What to evaluate for one candidate set and set of active rules (cached; compiled once), and the
+    smallest context that evaluation needs."""
+
+    candidates: tuple[int, ...]  # catalog indices, in request order
+    sources: list[str]  # unique dynamic elements
+    program: cel.Program | None
+    # per active rule with any possible hit: (rule index, [(candidate position, static state, static error, element)])
+    rules: list[tuple[int, list[tuple[int, int, str | None, int]]]]
+    variables: frozenset[str] = frozenset()
+    customer: Converters = field(default_factory=list)
+    history: HistoryPaths = None
+    request: tuple[str, ...] | None = None
+    programs: dict[Any, cel.Program] = field(default_factory=dict)  # fallback and batch programs, by key
+
+    def context(self, features: Mapping[str, Any], request: RequestInfo, history: Mapping[str, Any]) -> cel.Context:
+        values: dict[str, Any] = {}
+        if "customer" in self.variables:
+            values["customer"] = customer_values(features, self.customer)
+        if "request" in self.variables:
+            req = request.as_map()
+            values["request"] = req if self.request is None else {k: req[k] for k in self.request}
+        if "history" in self.variables:
+            values["history"] = history_values(history, self.history)
+        return cel.Context(values)
+
+
+class RuleEngine:
+    """A ruleset bound to a catalog (plus the catalog's eligibility conditions). Rules never apply to the
+    control action: doing nothing is always a valid answer."""
+
+    def __init__(
+        self,
+        ruleset: Ruleset,
+        catalog: ActionCatalog,
+        fields: Mapping[str, FieldSpec] | None = None,
+        eligibility: bool = True,
+    ) -> None:
+        self.ruleset = ruleset
+        self.catalog = catalog
+        self.fields = dict(fields if fields is not None else all_fields())
+        self.rules: tuple[Rule, ...] = (
+            *(r for r in ruleset.rules if r.mode != "off"),
+            *(eligibility_rules(catalog, ruleset.params) if eligibility else ()),
+        )
+        self.control = catalog.index[catalog.control]
+        self.action_maps = [action_map(a) for a in catalog.actions]
+        self._static: list[list[tuple[int, str | None]]] = []
+        self._dynamic: list[list[str | None]] = []
+        for rule in self.rules:
+            states, elements = self._specialise(rule)
+            self._static.append(states)
+            self._dynamic.append(elements)
+        self._all_converters = self._converters_for(list(self.fields))
+        self._plans: dict[tuple[tuple[int, ...], tuple[int, ...]], Plan] = {}
+        self._indices: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self._active: dict[int, tuple[int, ...]] = {}
+        self._element_programs: dict[str, cel.Program] = {}
+
+    @property
+    def version(self) -> str:
+        return self.ruleset.version
+
+    # Load-time work ------------------------------------------------------------------------------------------
+    def _specialise(self, rule: Rule) -> tuple[list[tuple[int, str | None]], list[str | None]]:
+        static = [cel.compile(c.source) for c in rule.conjuncts if c.kind == "static"]
+        states: list[tuple[int, str | None]] = []
+        elements: list[str | None] = []
+        for i, amap in enumerate(self.action_maps):
+            state, error = (FALSE, None) if i == self.control else (TRUE, None)
+            for program in static if state != FALSE else ():
+                try:
+                    value: object = program.execute({"action": amap})
+                except Exception as exc:
+                    value = Failure(first_line(str(exc)))
+                if value is False:
+                    state, error = FALSE, None
+                    break
+                if value is not True and error is None:
+                    state, error = ERROR, error_text(value)
+            states.append((state, error))
+            parts = [
+                inline(c.source, "action", amap) if c.kind == "mixed" else c.source
+                for c in rule.conjuncts
+                if c.kind != "static"
+            ]
+            elements.append(None if state == FALSE or not parts else " && ".join(f"({p})" for p in parts))
+        return states, elements
+
+    def _converters_for(self, names: Sequence[str]) -> Converters:
+        return [(n, CONVERT[self.fields[n].dtype] if n in self.fields else same) for n in names]
+
+    def indices(self, candidates: tuple[str, ...]) -> tuple[int, ...]:
+        found = self._indices.get(candidates)
+        if found is None:
+            self.catalog.require(candidates)
+            found = self._indices[candidates] = tuple(self.catalog.index[a] for a in candidates)
+        return found
+
+    def active(self, now: int) -> tuple[int, ...]:
+        """Rules active at ``now``; validity dates are whole UTC days, so the answer is cached per day."""
+        day = int(now) // 86_400
+        found = self._active.get(day)
+        if found is None:
+            if len(self._active) >= _PLAN_CACHE_SIZE:
+                self._active.clear()
+            found = self._active[day] = tuple(i for i, r in enumerate(self.rules) if r.active(day * 86_400))
+        return found
+
+    def plan(self, candidates: tuple[str, ...], now: int) -> Plan:
+        key = (self.indices(candidates), self.active(now))
+        found = self._plans.get(key)
+        if found is None:
+            if len(self._plans) >= _PLAN_CACHE_SIZE:
+                self._plans.clear()
+            found = self._plans[key] = self._build_plan(*key)
+        return found
+
+    def _build_plan(self, cands: tuple[int, ...], active: tuple[int, ...]) -> Plan:
+        index: dict[str, int] = {}
+        rules = []
+        for r in active:
+            pairs = []
+            for k, a in enumerate(cands):
+                state, error = self._static[r][a]
+                if state == FALSE:
+                    continue
+                source = self._dynamic[r][a]
+                pairs.append((k, state, error, -1 if source is None else index.setdefault(source, len(index))))
+            if pairs:
+                rules.append((r, pairs))
+        sources = list(index)
+        program = cel.compile("[" + ", ".join(f"({s})" for s in sources) + "]") if sources else None
+        plan = Plan(cands, sources, program, rules)
+        customer: set[str] = set()
+        request: set[str] | None = set()
+        history: HistoryPaths = {}
+        for source in sources:
+            refs = references(source)
+            plan.variables |= refs.variables
+            customer |= set(self.fields) if "customer" in refs.dynamic else refs.fields["customer"]
+            request = None if request is None or "request" in refs.dynamic else request | refs.fields["request"]
+            history = merge_paths(history, paths(source, "history"))
+        plan.customer = self._converters_for(sorted(customer))
+        plan.request = None if request is None else tuple(sorted(request))
+        plan.history = history
+        return plan
+
+    # Evaluation ------------------------------------------------------------------------------------------------
+    def evaluate(
+        self,
+        candidates: tuple[str, ...],
+        features: Mapping[str, Any],
+        request: RequestInfo,
+        history: Mapping[str, Any],
+    ) -> RuleEvaluation:
+        plan = self.plan(candidates, request.now)
+        results: Sequence[object] = ()
+        if plan.program is not None:
+            results = self.run(plan, plan.context(features, request, history))
+        return self._collect(candidates, plan.rules, results)
+
+    def run(self, plan: Plan, ctx: cel.Context) -> Sequence[object]:
+        """Element values of a plan (True, False, or a failure/non-bool for elements that could not be
+        evaluated)."""
+        assert plan.program is not None
+        try:
+            out: Sequence[object] = plan.program.execute(ctx)
+            return out
+        except Exception:
+            return self._fallback(plan, ctx)
+
+    def _fallback(self, plan: Plan, ctx: cel.Context) -> list[object]:
+        values: list[object] = [None] * len(plan.sources)
+        for r, pairs in plan.rules:
+            elements = sorted({e for _, _, _, e in pairs if e >= 0})
+            if not elements:
+                continue
+            program = plan.programs.get(r)
+            if program is None:
+                program = plan.programs[r] = cel.compile(
+                    "[" + ", ".join(f"({plan.sources[e]})" for e in elements) + "]"
+                )
+            try:
+                for e, v in zip(elements, program.execute(ctx), strict=True):
+                    values[e] = v
+                continue
+            except Exception:
+                pass
+            for e in elements:
+                values[e] = self.element(plan.sources[e], ctx)
+        return values
+
+    def element(self, source: str, ctx: cel.Context | dict[str, Any]) -> object:
+        program = self._element_programs.get(source)
+        if program is None:
+            program = self._element_programs[source] = cel.compile(source)
+        try:
+            value: object = program.execute(ctx)
+            return value
+        except Exception as exc:
+            return Failure(first_line(str(exc)))
+
+    def _collect(
+        self,
+        candidates: tuple[str, ...],
+        plan_rules: list[tuple[int, list[tuple[int, int, str | None, int]]]],
+        results: Sequence[object],
+    ) -> RuleEvaluation:
+        n = len(candidates)
+        suppressed, lever = [False] * n, [1.0] * n
+        hits: list[RuleHit] = []
+        skipped: list[RuleHit] = []
+        for r, pairs in plan_rules:
+            rule = self.rules[r]
+            for k, state, static_error, e in pairs:
+                error = static_error
+                if e >= 0:
+                    value = results[e]
+                    if value is False:
+                        continue
+                    if state == TRUE:
+                        error = None if value is True else error_text(value)
+                hit = RuleHit(rule.id, candidates[k], rule.effect, rule.message, rule.mode, error, rule.lever)
+                if error is not None and rule.on_error == "skip":
+                    skipped.append(hit)
+                    continue
+                hits.append(hit)
+                if rule.mode == "enforce":
+                    if rule.suppress:
+                        suppressed[k] = True
+                    else:
+                        lever[k] *= rule.lever
+        return RuleEvaluation(
+            candidates, np.array(suppressed, bool), np.array(lever), tuple(hits), tuple(skipped), self.version
+        )
+
+    def evaluate_naive(
+        self,
+        candidates: tuple[str, ...],
+        features: Mapping[str, Any],
+        request: RequestInfo,
+        history: Mapping[str, Any],
+    ) -> RuleEvaluation:
+        """The reference semantics: every active rule's condition as written, per candidate, full context."""
+        customer = customer_values(features, self._all_converters)
+        base = {"customer": customer, "request": request.as_map(), "history": dict(history)}
+        base["params"] = dict(self.ruleset.params)
+        rules: list[tuple[int, list[tuple[int, int, str | None, int]]]] = []
+        for r, rule in enumerate(self.rules):
+            if not rule.active(request.now):
+                continue
+            pairs: list[tuple[int, int, str | None, int]] = [
+                (k, TRUE, None, -1) for k, a in enumerate(candidates) if self.catalog.index[a] != self.control
+            ]
+            rules.append((r, pairs))
+        results: list[object] = []
+        for r, pairs in rules:
+            for i, (k, _, _, _) in enumerate(pairs):
+                amap = self.action_maps[self.catalog.index[candidates[k]]]
+                try:
+                    results.append(self.rules[r].program.execute({**base, "action": amap}))
+                except Exception as exc:
+                    results.append(Failure(first_line(str(exc))))
+                pairs[i] = (k, TRUE, None, len(results) - 1)
+        return self._collect(candidates, rules, results)

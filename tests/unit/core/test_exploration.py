@@ -1,0 +1,88 @@
+"""Control group and epsilon-greedy exploration: exact, reproducible probabilities."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nextbest.core.exploration import control_group_mask, in_control_group, serve, serve_batch
+
+
+def test_control_group_share_and_stability() -> None:
+    ids = list(range(1, 100_001))
+    mask = control_group_mask(ids, 0.02, "salt-a")
+    sd = (0.02 * 0.98 / len(ids)) ** 0.5
+    assert abs(mask.mean() - 0.02) < 4 * sd  # tolerance: 4 standard deviations (~0.0018)
+    assert [in_control_group(i, 0.02, "salt-a") for i in ids[:2000]] == mask[:2000].tolist()
+    assert in_control_group(42, 0.5, "s") == in_control_group("42", 0.5, "s")
+    assert (control_group_mask(ids, 0.02, "salt-b") != mask).any()  # the salt re-draws the group
+    assert not control_group_mask(ids, 0.0, "salt-a").any()
+    members = [i for i in ids[:5000] if mask[i - 1]]
+    code = (
+        "from nextbest.core.exploration import in_control_group as g;"
+        "print([i for i in range(1, 5001) if g(i, 0.02, 'salt-a')])"
+    )
+    for seed in ("0", "12345"):  # another process, another hash seed: the same customers
+        env = {"PYTHONHASHSEED": seed, "PATH": ""}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        assert out.stdout.strip() == str(members)
+
+
+def test_probabilities_are_exact_and_sum_to_one() -> None:
+    eligible = np.array([True, False, True, True, True])  # m = 4 eligible, greedy = 2
+    rate, m = 0.2, 4
+    outcomes: dict[int, float] = {}
+    for i in range(4000):
+        s = serve(2, eligible, rate, f"d-{i}")
+        outcomes[s.index] = s.probability
+        assert s.probability == (1 - rate + rate / m if s.index == 2 else rate / m)
+        assert s.explored == (s.index != 2) and not s.control
+        assert eligible[s.index]
+    assert set(outcomes) == {0, 2, 3, 4} and sum(outcomes.values()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_empirical_frequencies_match_the_stated_probabilities() -> None:
+    n, rate, greedy = 200_000, 0.3, 1
+    eligible = np.tile(np.array([True, True, True, False, True]), (n, 1))
+    served = serve_batch(np.full(n, greedy), eligible, rate, [f"decision-{i}" for i in range(n)])
+    for k in range(5):
+        stated = served.probability[served.index == k]
+        expected = 0.0 if not eligible[0, k] else (1 - rate + rate / 4 if k == greedy else rate / 4)
+        freq = (served.index == k).mean()
+        sd = (expected * (1 - expected) / n) ** 0.5
+        assert abs(freq - expected) <= 4 * sd + 1e-12, (k, freq, expected)  # 4 standard deviations
+        assert (stated == expected).all()
+    assert served.explored.mean() == pytest.approx(3 * rate / 4, abs=4 * (0.225 * 0.775 / n) ** 0.5)
+
+
+def test_decisions_replay_identically_and_batch_equals_single() -> None:
+    rng = np.random.default_rng(0)
+    eligible = rng.random((300, 6)) < 0.6
+    eligible[:, 0] = True
+    greedy = np.array([int(rng.choice(np.flatnonzero(row))) for row in eligible])
+    control = rng.random(300) < 0.1
+    ids = [f"d{i}" for i in range(300)]
+    batch = serve_batch(greedy, eligible, 0.25, ids, control=control, control_index=0)
+    for i in range(300):
+        one = serve(int(greedy[i]), eligible[i], 0.25, ids[i], control=bool(control[i]), control_index=0)
+        assert one == serve(int(greedy[i]), eligible[i], 0.25, ids[i], control=bool(control[i]), control_index=0)
+        assert (one.index, one.probability, one.explored, one.control) == (
+            batch.index[i],
+            batch.probability[i],
+            batch.explored[i],
+            batch.control[i],
+        )
+
+
+def test_control_group_and_degenerate_cases() -> None:
+    eligible = np.array([True, True, True])
+    ctrl = serve(2, eligible, 0.5, "d", control=True, control_index=0)
+    assert (ctrl.index, ctrl.probability, ctrl.control, ctrl.explored, ctrl.greedy) == (0, 1.0, True, False, 2)
+    assert serve(2, eligible, 0.0, "d").probability == 1.0
+    only_control = np.array([True, False, False])
+    assert serve(0, only_control, 0.5, "d").probability == 1.0
+    everything = serve_batch(np.array([1, 1]), np.array([[True, True, False]] * 2), 1.0, ["a", "b"])
+    assert everything.probability.tolist() == [0.5, 0.5]
