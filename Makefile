@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export NEXTBEST_HOME ?= $(CURDIR)/.nextbest
 CUSTOMERS ?= 20000
 
-.PHONY: install demo test lint format typecheck bench mlflow-run clean
+.PHONY: install demo test lint format typecheck bench mlflow-run stop clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ ENTRY ?= train
 mlflow-run: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="sqlite:///$(NEXTBEST_HOME)/mlflow.db" \
 		$(BIN)/mlflow run . -e $(ENTRY) --env-manager local --experiment-name nextbest $(ARGS)
+
+stop: $(STAMP)
+	$(BIN)/nextbest stop
 
 clean:
 	rm -rf $(VENV) .nextbest .pytest_cache

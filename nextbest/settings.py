@@ -41,7 +41,17 @@ class ServingSettings(BaseModel):
     api_key: SecretStr | None = None
     model_name: str = "nextbest-uplift"
     model_alias: str = "champion"
+    model_dir: Path | None = Field(None, description="Serve this model directory instead of the registry alias.")
     feature_service: str = "nba_v1"
+    workers: int = Field(1, ge=1, le=64)
+    port: int = Field(3000, ge=1, le=65535)
+    reload_interval_s: float = Field(5.0, ge=0.0, description="How often rule/catalog files are checked; 0 = never.")
+    history_days: int = Field(30, ge=1, le=365, description="Contact history window read for contact policies.")
+    contacts_from: Literal["feedback", "decisions"] = Field(
+        "feedback",
+        description="What counts as a contact for caps and cooldowns: decisions confirmed by feedback "
+        "(impression, click, conversion, dismissal), or every served decision.",
+    )
 
 
 class Settings(BaseSettings):

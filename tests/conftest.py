@@ -48,3 +48,17 @@ def feature_store(settings: Settings, as_of: datetime):  # type: ignore[no-untyp
     apply(settings)
     materialize(settings, end=as_of)
     return open_store(settings)
+
+
+@pytest.fixture(scope="session")
+def champion(settings: Settings, feature_store, catalog: ActionCatalog):  # type: ignore[no-untyped-def]
+    """A model trained on the session world through Feast, registered and aliased ``@champion``."""
+    import mlflow
+
+    from nextbest.training.config import BoosterParams, TrainConfig
+    from nextbest.training.jobs import run_training
+
+    cfg = TrainConfig(learners=("s",), grid=(BoosterParams(num_leaves=15, min_child_samples=50, max_trees=300),))
+    outcome = run_training(settings, catalog, cfg)
+    mlflow.MlflowClient().set_registered_model_alias(cfg.model_name, "champion", str(outcome.version))
+    return outcome

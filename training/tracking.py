@@ -19,7 +19,7 @@ import pandas as pd
 
 from nextbest.errors import UnavailableError
 from nextbest.model.policy_model import PolicyModel
-from nextbest.model.registry import CHALLENGER, CHAMPION, load_version, resolve_version
+from nextbest.model.registry import CHALLENGER, CHAMPION, load_version, resolve_version, use_store
 
 __all__ = ["CHALLENGER", "CHAMPION", "configure", "load_version", "log_policy_model", "resolve_version"]
 from nextbest.settings import Settings
@@ -31,13 +31,9 @@ def configure(settings: Settings, experiment: str) -> Any:
 
     import mlflow
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output readable
     uri = settings.mlflow_tracking_uri
     assert uri is not None
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_store(uri)
     if os.environ.get("MLFLOW_RUN_ID"):  # launched by `mlflow run`: log into the project run's experiment
         return None
     try:

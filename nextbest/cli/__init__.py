@@ -17,9 +17,13 @@ COMMANDS: dict[str, str] = {
     "data": "nextbest.cli.data:data",
     "features": "nextbest.cli.features:features",
     "demo": "nextbest.cli.demo:demo",
+    "stop": "nextbest.cli.demo:stop",
     "train": "nextbest.cli.training:train",
     "evaluate": "nextbest.cli.training:evaluate",
     "promote": "nextbest.cli.training:promote",
+    "serve": "nextbest.cli.serving:serve",
+    "decide-batch": "nextbest.cli.serving:decide_batch",
+    "openapi": "nextbest.cli.serving:openapi",
 }
 
 

@@ -53,12 +53,83 @@ def run_foundation(settings: Settings, customers: int, seed: int) -> int:
     return customer
 
 
+def run_training_steps(settings: Settings) -> None:
+    from nextbest.cli.training import policy_table
+    from nextbest.training.config import load_train_config
+    from nextbest.training.jobs import run_training
+    from nextbest.training.promotion import promote
+
+    catalog = catalog_from(settings)
+    cfg = load_train_config()
+    with step("train S, T and DR uplift learners; pick by validation policy value; register @challenger"):
+        outcome = run_training(settings, catalog, cfg)
+    console.print(
+        policy_table(
+            outcome.result.report,
+            f"held-out policy value per customer ({outcome.result.chosen.learner}-learner, v{outcome.version})",
+        )
+    )
+    with step("promotion gate: challenger vs champion on the same held-out customers"):
+        decision = promote(settings, catalog, cfg)
+    console.print(f"  [{'green' if decision.promoted else 'yellow'}]{decision.reason}[/]")
+
+
+def run_service_walkthrough(settings: Settings, port: int, keep: bool) -> None:
+    from nextbest.cli.render import walkthrough_tables
+    from nextbest.cli.walkthrough import run_walkthrough, start_service, stop_service, wait_ready
+
+    base = f"http://127.0.0.1:{port}"
+    pid_file = settings.home / "serve.pid"
+    stop_previous(pid_file)
+    with step(f"start the decision service (bentoml serve) on {base}"):
+        process = start_service(settings.home, port, settings.home / "serve.log")
+        pid_file.write_text(str(process.pid))
+        wait_ready(base, process)
+    try:
+        with step("walk-through: decide, open a ticket, decide, close it, decide, send feedback"):
+            walk = run_walkthrough(base)
+        for renderable in walkthrough_tables(walk):
+            console.print(renderable)
+    finally:
+        if not keep:
+            stop_service(process)
+            pid_file.unlink(missing_ok=True)
+    if keep:
+        console.print(
+            f"[bold]the service keeps running[/] at {base} (pid {process.pid}, log "
+            f"{settings.home / 'serve.log'}); API docs at {base}/docs; stop it with `make stop`"
+        )
+
+
+def stop_previous(pid_file: Path) -> None:
+    import contextlib
+    import os
+    import signal
+
+    if pid_file.is_file():
+        with contextlib.suppress(ProcessLookupError, ValueError, PermissionError):
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink(missing_ok=True)
+
+
 @click.command()
 @click.option("--customers", type=click.IntRange(1_000, 1_000_000), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0), default=7, show_default=True)
-def demo(customers: int, seed: int) -> None:
-    """Generate a world, build the feature store and show one customer's online features."""
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option("--keep/--no-keep", default=True, show_default=True, help="Leave the service running at the end.")
+def demo(customers: int, seed: int, port: int, keep: bool) -> None:
+    """The whole job: world, feature store, training and promotion, then the service and a walk-through."""
     settings = settings_from()
     console.rule(f"[bold]nextbest demo[/] (state in {settings.home})")
     run_foundation(settings, customers, seed)
+    run_training_steps(settings)
+    run_service_walkthrough(settings, port, keep)
     console.rule("[bold green]demo finished")
+
+
+@click.command()
+def stop() -> None:
+    """Stop a service started by `nextbest demo`."""
+    settings = settings_from()
+    stop_previous(settings.home / "serve.pid")
+    console.print("stopped")

@@ -49,3 +49,39 @@ def feature_table(row: Any) -> Table:
         )
     assert fields  # every request feature is declared
     return table
+
+
+def decision_table(title: str, d: dict[str, Any]) -> Table:
+    """A decision's ranked candidates with their scores and any suppression."""
+    suppressed = {s["action"]: s for s in d.get("suppressed", [])}
+    flag = " [yellow](degraded)[/]" if d.get("degraded") else ""
+    table = Table(
+        title=f"{title}: [bold]{d.get('action')}[/]{flag} (p={d.get('probability', 0):.3f})", title_justify="left"
+    )
+    for col in ("rank", "action", "propensity", "uplift", "net value", "why not"):
+        table.add_column(col, justify="left" if col in ("action", "why not") else "right")
+    for c in d.get("candidates", []):
+        why = (
+            "; ".join(
+                f"{rid}: {msg}"
+                for rid, msg in zip(
+                    suppressed[c["action"]]["rule_ids"], suppressed[c["action"]]["messages"], strict=True
+                )
+            )
+            if c["action"] in suppressed
+            else ""
+        )
+        table.add_row(
+            str(c["rank"]), c["action"], f"{c['propensity']:.3f}", f"{c['uplift']:+.3f}", f"{c['net_value']:+.2f}", why
+        )
+    return table
+
+
+def walkthrough_tables(walk: Any) -> list[Any]:
+    out: list[Any] = [f"[bold]customer {walk.customer_id}[/]"]
+    for title, payload in walk.steps:
+        if "candidates" in payload:
+            out.append(decision_table(title, payload))
+        else:
+            out.append(f"[cyan]{title}[/]: {payload}")
+    return out

@@ -139,9 +139,11 @@ class DecisionPolicy:
         history: Mapping[str, Any] | None,
         p_convert: np.ndarray,
         expected_revenue: np.ndarray,
+        margin: float = 0.0,
     ) -> Decision:
         """``features``: served values by name (None when missing); ``history``: a map from
-        :class:`HistoryBuilder` (None = never contacted); scores are (K,) in :meth:`candidates` order."""
+        :class:`HistoryBuilder` (None = never contacted); scores are (K,) in :meth:`candidates` order;
+        ``margin``: the model's decision margin (act only when the net value exceeds it)."""
         cands = self.candidates(request.channel, request.candidates)
         p = _scores(p_convert, len(cands), "p_convert")
         rev = _scores(expected_revenue, len(cands), "expected_revenue")
@@ -149,7 +151,7 @@ class DecisionPolicy:
         scores = score_breakdown(self.catalog, cands, p[None, :], rev[None, :], self.levers(cands) * rules.lever)
         eligible = ~rules.suppressed
         eligible[scores.control_index] = True
-        greedy = int(choose(scores.net_value, eligible[None, :], scores.control_index)[0])
+        greedy = int(choose(scores.net_value, eligible[None, :], scores.control_index, margin)[0])
         ex = self.exploration
         ctrl = in_control_group(request.customer_id, ex.control_share, ex.control_salt)
         served = serve(

@@ -102,6 +102,7 @@ def decide_batch(
     candidates: tuple[str, ...] | None = None,
     context: Mapping[str, str | int | float | bool] | None = None,
     histories: Sequence[Mapping[str, Any]] | None = None,
+    margin: float = 0.0,
 ) -> BatchDecisions:
     """Decide for n customers. ``features`` maps feature name -> n values (None/NaN missing); ``histories``
     (one map per customer) defaults to "never contacted"; ``decision_ids`` default to ``batch-<now>:<id>``,
@@ -125,7 +126,7 @@ def decide_batch(
     scores = score_breakdown(policy.catalog, cands, p, rev, policy.levers(cands)[None, :] * rules.lever)
     eligible = ~rules.suppressed
     eligible[:, scores.control_index] = True
-    greedy = choose(scores.net_value, eligible, scores.control_index)
+    greedy = choose(scores.net_value, eligible, scores.control_index, margin)
     ex = policy.exploration
     control = control_group_mask(ids, ex.control_share, ex.control_salt)
     served = serve_batch(

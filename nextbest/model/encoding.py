@@ -40,15 +40,22 @@ class FeatureEncoder:
 
     def transform_frame(self, frame: Any) -> np.ndarray:
         """(n, f) float64 matrix from a pandas frame holding at least the encoder's columns."""
+        return self.transform_columns({name: frame[name] for name in self.feature_names}, len(frame))
+
+    def transform_columns(self, columns: Mapping[str, Any], n: int) -> np.ndarray:
+        """(n, f) float64 matrix from columns (name -> n values; ``None``/NaN missing): the batch path."""
         import pandas as pd
 
-        n = len(frame)
         out = np.empty((n, len(self.feature_names)), dtype=np.float64)
         for j, name in enumerate(self.numeric):
-            out[:, j] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            values = pd.to_numeric(pd.Series(columns[name], copy=False), errors="coerce")
+            out[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
         for j, name in enumerate(self.categorical, start=len(self.numeric)):
             codes = self._codes[name]
-            out[:, j] = frame[name].map(lambda v, c=codes: c.get(str(v), np.nan) if v is not None else np.nan)
+            values = pd.Series(columns[name], copy=False)
+            out[:, j] = values.map(lambda v, c=codes: np.nan if v is None else c.get(str(v), np.nan)).to_numpy(
+                dtype=np.float64
+            )
         return out
 
     def transform_records(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -14,6 +14,19 @@ CHALLENGER = "challenger"
 CHAMPION = "champion"
 
 
+def use_store(uri: str) -> None:
+    """Point MLflow tracking and registry at ``uri`` (absolute SQLite path by default)."""
+    import os
+
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CLI output readable
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
 def resolve_version(name: str, ref: str) -> Any:
     """A model version by alias (``champion``, ``challenger``) or number."""
     import mlflow

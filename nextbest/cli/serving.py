@@ -1,0 +1,88 @@
+"""``nextbest serve``, ``nextbest decide-batch``, ``nextbest openapi``: the decision service and its
+offline twin."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nextbest.cli.common import console, settings_from
+
+
+@click.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [NEXTBEST_SERVING__PORT or 3000].")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [1].")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def serve(port: int | None, workers: int | None, host: str) -> None:
+    """Run the BentoML decision service (replaces this process with `bentoml serve`)."""
+    settings = settings_from()
+    env = dict(os.environ)
+    env["NEXTBEST_HOME"] = str(settings.home)
+    env.setdefault("BENTOML_HOME", str(settings.home / "bentoml"))
+    env.setdefault("PYTHONOPTIMIZE", "1")  # skips typeguard instrumentation in Feast: start-up 3x faster
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # let the bytecode cache speed up the next start
+    if workers:
+        env["NEXTBEST_SERVING__WORKERS"] = str(workers)
+    chosen = str(port or settings.serving.port)
+    bentoml = Path(sys.executable).with_name("bentoml")
+    args = [str(bentoml), "serve", "nextbest.serving.service:NextBest", "--host", host, "--port", chosen]
+    console.print(f"serving on http://{host}:{chosen} (state in {settings.home}); docs at /docs")
+    os.execve(str(bentoml), args, env)
+
+
+@click.command("decide-batch")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Parquet/CSV with customer_id and, for --features inline, the feature columns.",
+)
+@click.option("--output", "output_path", type=click.Path(path_type=Path), required=True, help="Parquet to write.")
+@click.option("--channel", default="any", show_default=True, help="Channel of the campaign (or any).")
+@click.option("--features", "source", type=click.Choice(["inline", "feast"]), default="inline", show_default=True)
+@click.option("--model", "model_ref", default=None, help="Model directory, or registry alias/version [champion].")
+def decide_batch(input_path: Path, output_path: Path, channel: str, source: str, model_ref: str | None) -> None:
+    """Decide for every customer of a file with the same core as the service; one row per customer."""
+    from tqdm import tqdm
+
+    from nextbest.serving.batch import feast_features, inline_features, read_customers, run_batch
+    from nextbest.serving.components import Components
+    from nextbest.serving.models import load_model_ref
+
+    settings = settings_from()
+    frame = read_customers(input_path)
+    model = load_model_ref(settings, model_ref)
+    policy = Components(settings, load_model=False).policy
+    if source == "inline":
+        features = inline_features(frame, model)
+    else:
+        import time
+
+        from nextbest.features.online import OnlineFeatureReader
+        from nextbest.features.store import open_store
+
+        reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
+        features = feast_features(reader, frame["customer_id"].astype(int).tolist(), time.time())
+    with tqdm(total=len(frame), desc="deciding", unit="customer", leave=False) as bar:
+        result = run_batch(policy, model, frame, features, channel, progress=bar.update)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    result.frame.to_parquet(output_path)
+    mix = result.frame["action"].value_counts(normalize=True).round(3).to_dict()
+    rate = len(frame) / result.decide_seconds if result.decide_seconds else float("inf")
+    console.print(
+        f"[green]{len(frame):,} decisions[/] -> {output_path} in {result.seconds:.1f} s "
+        f"({rate:,.0f} customers/s deciding); mix {mix}"
+    )
+
+
+@click.command()
+def openapi() -> None:
+    """Print the service's OpenAPI document (the HTTP contract)."""
+    from nextbest.serving.app import create_app
+
+    click.echo(json.dumps(create_app().openapi(), indent=2, sort_keys=True))

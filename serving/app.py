@@ -1,0 +1,162 @@
+"""The HTTP API (FastAPI, mounted into the BentoML service): routes, API-key protection, and error mapping.
+
+Routes are ``async`` and do their (CPU-bound, sub-millisecond to few-millisecond) work inline: one request at
+a time per worker, no thread hops, and no shared mutable state between threads; scale with workers.
+
+Every error is JSON ``{"error": "<field>: <problem>", "field": ..., "detail": [...]}`` with a 4xx status for
+anything the caller can fix; a decision never fails with a 500 (the runtime degrades instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nextbest import __version__
+from nextbest.core.events import CustomerEvent
+from nextbest.errors import ConfigError, DataError, NextbestError, NotFoundError, UnavailableError
+from nextbest.serving.schemas import (
+    DecideBatchRequest,
+    DecideBatchResponse,
+    DecideRequest,
+    DecisionResponse,
+    ErrorResponse,
+    EventResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    ReadinessResponse,
+)
+
+log = logging.getLogger(__name__)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (401, "Missing or wrong API key"),
+        (404, "Unknown decision"),
+        (413, "Batch too large"),
+        (422, "Invalid request; `error` names the field"),
+        (503, "A backend is unavailable"),
+    )
+}
+
+
+def _error(
+    status: int,
+    message: str,
+    field: str | None = None,
+    detail: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorResponse(error=message, field=field, detail=detail or []).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    parts = [p for p in parts if not p.startswith(("tagged-union[", "function-"))]
+    return ".".join(parts) or "body"
+
+
+def runtime_of(request: Request) -> Any:
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise UnavailableError("the service is starting: no runtime yet")
+    return runtime
+
+
+def require_api_key(request: Request) -> None:
+    """When ``NEXTBEST_SERVING__API_KEY`` is set, writes and admin calls need it (X-API-Key or Bearer)."""
+    expected = runtime_of(request).settings.serving.api_key
+    if expected is None:
+        return
+    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+    if not given or not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise PermissionError("missing or wrong API key (send it as X-API-Key)")
+
+
+Runtime = Annotated[Any, Depends(runtime_of)]
+Protected = [Depends(require_api_key)]
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="nextbest decision service",
+        version=__version__,
+        description="Next-best-action decisions: online features, uplift models, guardrail rules, arbitration "
+        "on expected incremental net value, and a durable decision log.",
+        responses=ERRORS,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _field_of(first.get("loc", ()))
+        detail = [
+            {"field": _field_of(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors
+        ]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return _error(422, f"{field}: {first.get('msg', 'invalid')}{more}", field, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(NextbestError)
+    async def domain(_: Request, exc: NextbestError) -> JSONResponse:
+        message = str(exc)
+        field = getattr(exc, "field", None) or (message.split(":", 1)[0] if ":" in message else None)
+        if isinstance(exc, NotFoundError):
+            return _error(404, message, field)
+        if isinstance(exc, UnavailableError):
+            return _error(503, message, None, headers={"Retry-After": "5"})
+        if isinstance(exc, DataError | ConfigError):
+            return _error(422, message, field)
+        return _error(422, message, field)
+
+    @app.exception_handler(PermissionError)
+    async def forbidden(_: Request, exc: PermissionError) -> JSONResponse:
+        return _error(401, str(exc), None, headers={"WWW-Authenticate": "ApiKey"})
+
+    @app.post("/decide", response_model=DecisionResponse, tags=["decisions"])
+    async def decide(body: DecideRequest, runtime: Runtime) -> DecisionResponse:
+        """Decide the next best action for one customer."""
+        return runtime.decide(body)  # type: ignore[no-any-return]
+
+    @app.post("/decide/batch", response_model=DecideBatchResponse, tags=["decisions"])
+    async def decide_batch(body: DecideBatchRequest, runtime: Runtime) -> DecideBatchResponse | JSONResponse:
+        """Decide for up to ``max_batch_size`` customers in one call."""
+        limit = runtime.settings.serving.max_batch_size
+        if len(body.requests) > limit:
+            return _error(413, f"requests: at most {limit} decisions per batch, got {len(body.requests)}", "requests")
+        return DecideBatchResponse(decisions=runtime.decide_many(body.requests))
+
+    @app.post("/events", response_model=EventResponse, tags=["events"], dependencies=Protected)
+    async def events(body: CustomerEvent, runtime: Runtime) -> EventResponse:
+        """A real-time event (ticket opened/closed, cart abandoned, order placed, consent changed), visible to
+        the next decision."""
+        return runtime.push_event(body)  # type: ignore[no-any-return]
+
+    @app.post("/feedback", response_model=FeedbackResponse, tags=["feedback"], dependencies=Protected)
+    async def feedback(body: FeedbackRequest, runtime: Runtime) -> FeedbackResponse:
+        """Impression, click, conversion (with revenue) or dismissal of a decision."""
+        return runtime.feedback(body)  # type: ignore[no-any-return]
+
+    @app.get("/ready", response_model=ReadinessResponse, tags=["operations"])
+    async def ready(runtime: Runtime) -> ReadinessResponse:
+        """Readiness with details: what is degraded, which versions are live, the last reload error."""
+        return runtime.readiness()  # type: ignore[no-any-return]
+
+    @app.post("/admin/reload", tags=["operations"], dependencies=Protected)
+    async def reload(runtime: Runtime) -> dict[str, Any]:
+        """Reload rules, catalog and the model now (an invalid file is rejected; the last good one stays)."""
+        return runtime.reload(force=True)  # type: ignore[no-any-return]
+
+    return app

@@ -1,0 +1,297 @@
+"""The durable decision log: every decision and every feedback event, written before the response is sent.
+
+Two backends share this interface and its SQL: SQLite (the embedded default, one file under ``NEXTBEST_HOME``)
+and PostgreSQL (several service replicas, chosen by ``decision_log_url``). Each write is one committed
+statement, so a decision is durable when its method returns; there is deliberately no background queue.
+
+Idempotency lives in the database, not in Python: ``request_id`` and ``decision_id`` are UNIQUE and inserts
+are ``ON CONFLICT DO NOTHING``, so concurrent requests with the same ``request_id`` (in one process or across
+replicas) produce exactly one row and every caller gets that row back. Re-recording a known ``decision_id``
+(the service replaying its local spool) is a no-op instead of an error that would block the spool forever.
+
+``contacts`` returns rows in the format and vocabulary of :class:`nextbest.core.contact.HistoryBuilder`: one
+``sent`` row per served contact plus one row per kind of feedback on it (``impression``, ``click``,
+``conversion``; ``dismissed`` feedback becomes ``ignored``). ``training_rows`` is what retraining reads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from nextbest.errors import ConfigError, DataError, NotFoundError
+from nextbest.serving.log_sql import decode_decision, dumps, encode_decision, flatten, loads, statements
+
+T = TypeVar("T")
+FeedbackType = Literal["impression", "click", "conversion", "dismissed"]
+FEEDBACK_TYPES: tuple[str, ...] = ("impression", "click", "conversion", "dismissed")
+#: Feedback type → contact-history outcome (``nextbest.core.contact.OUTCOMES``).
+CONTACT_OUTCOME: dict[str, str] = {"impression": "impression", "click": "click", "conversion": "conversion",
+                                   "dismissed": "ignored"}  # fmt: skip
+#: Strongest first: the ``outcome`` column of :meth:`DecisionLog.training_rows` ("sent" when no feedback).
+OUTCOME_ORDER: tuple[str, ...] = ("conversion", "click", "impression", "dismissed", "sent")
+DEFAULT_PREFIX = "nextbest_"
+_PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One served decision as logged (not slotted: the service spools ``record.__dict__`` when the log is down)."""
+
+    decision_id: str
+    request_id: str | None
+    customer_id: int
+    created_at: float  # Unix seconds
+    channel: str
+    action: str
+    action_channel: str | None  # the channel the served action is delivered on; None = not a contact
+    probability: float
+    explored: bool
+    control: bool
+    degraded: bool
+    reason: str | None
+    model_version: str | None
+    ruleset_version: str | None
+    catalog_version: str | None
+    feature_service: str | None
+    features: dict[str, Any] = field(default_factory=dict)
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    rule_hits: list[dict[str, Any]] = field(default_factory=list)
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    feedback_id: str
+    decision_id: str
+    customer_id: int
+    created_at: float  # Unix seconds
+    type: FeedbackType
+    revenue: float | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+class DecisionLog(ABC):
+    """Backend-neutral logic over DB-API cursors. A backend supplies connections (:meth:`_run`) and DDL.
+
+    SQL here is written with ``?`` placeholders; PostgreSQL's backend rewrites them to ``%s``.
+    """
+
+    placeholder = "?"
+
+    def __init__(self, url: str, table_prefix: str = DEFAULT_PREFIX) -> None:
+        if not _PREFIX_RE.fullmatch(table_prefix):
+            raise ConfigError(f"decision log table prefix {table_prefix!r} must be a short SQL identifier")
+        self.url = url  # already without password
+        self.decisions_table = d = f"{table_prefix}decisions"
+        self.feedback_table = f = f"{table_prefix}feedback"
+        self.tables = (d, f)
+        self._sql = {k: v.replace("?", self.placeholder) for k, v in statements(d, f).items()}
+
+    # Backend hooks -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def _run(self, op: Callable[[Any], T], write: bool = False) -> T:
+        """Run ``op(cursor)`` on this thread's connection; when it returns, any write is committed."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the backend answers (readiness); never raises."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> DecisionLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Decisions -----------------------------------------------------------------------------------------------
+    def record_decision(self, rec: DecisionRecord) -> tuple[DecisionRecord, bool]:
+        """Write ``rec`` unless its ``request_id`` (or ``decision_id``) is already logged.
+
+        Returns ``(stored, created)``: ``created`` is False when an earlier decision with the same request_id
+        exists; ``stored`` is then that decision, which the caller should answer with.
+        """
+        row = encode_decision(rec.__dict__)
+        attempts = 0
+
+        def op(cur: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            cur.execute(self._sql["insert_decision"], row)
+            if cur.rowcount == 1:
+                return None
+            if rec.request_id is not None:
+                cur.execute(self._sql["by_request"], (rec.request_id,))
+                found = cur.fetchone()
+                if found is not None:
+                    return found
+            cur.execute(self._sql["by_id"], (rec.decision_id,))
+            return cur.fetchone()
+
+        found = self._run(op, write=True)
+        if found is None:
+            return rec, True
+        stored = self._decode(found)
+        # A retry after a connection broke mid-commit finds its own row: that write did succeed.
+        return stored, attempts > 1 and stored.decision_id == rec.decision_id
+
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        return self._one("by_id", decision_id)
+
+    def find_by_request(self, request_id: str) -> DecisionRecord | None:
+        return self._one("by_request", request_id)
+
+    def _one(self, query: str, key: str) -> DecisionRecord | None:
+        def op(cur: Any) -> Any:
+            cur.execute(self._sql[query], (key,))
+            return cur.fetchone()
+
+        found = self._run(op)
+        return None if found is None else self._decode(found)
+
+    def _decode(self, row: Any) -> DecisionRecord:
+        return DecisionRecord(**decode_decision(row))
+
+    # Feedback ------------------------------------------------------------------------------------------------
+    def record_feedback(self, fb: FeedbackRecord) -> bool:
+        """Write one feedback event; False when its ``feedback_id`` was already recorded (nothing written).
+
+        Raises NotFoundError for an unknown decision and DataError when the customer does not match it.
+        """
+        if fb.type not in FEEDBACK_TYPES:
+            raise DataError(f"feedback type {fb.type!r} is not one of {list(FEEDBACK_TYPES)}")
+        row = (fb.feedback_id, fb.decision_id, int(fb.customer_id), float(fb.created_at), fb.type,
+               None if fb.revenue is None else float(fb.revenue), dumps(fb.payload))  # fmt: skip
+        attempts = 0
+
+        def op(cur: Any) -> int | None:
+            nonlocal attempts
+            attempts += 1
+            cur.execute(self._sql["owner"], (fb.decision_id,))
+            owner = cur.fetchone()
+            if owner is None:
+                raise NotFoundError(f"decision {fb.decision_id} does not exist")
+            if int(owner[0]) != int(fb.customer_id):
+                raise DataError(f"decision {fb.decision_id} belongs to customer {owner[0]}, not {fb.customer_id}")
+            cur.execute(self._sql["insert_feedback"], row)
+            return int(cur.rowcount)
+
+        # After a reconnect, a conflict is most likely our own first attempt, committed before the link broke.
+        return self._run(op, write=True) == 1 or attempts > 1
+
+    # Reads for decisions and retraining ----------------------------------------------------------------------
+    def contacts(
+        self, customer_id: int, since: float, *, control_action: str = "no_action", delivered_only: bool = False
+    ) -> list[tuple[int, str, str, str]]:
+        """The customer's contact history since ``since`` as ``HistoryBuilder`` rows ``(ts, action, channel,
+        outcome)``, oldest first: a ``sent`` row per served decision that is not in the control group, has a
+        delivery channel and is not ``control_action`` (with ``delivered_only``, only decisions with feedback,
+        i.e. that the caller confirmed it acted on); then one row per feedback type on it, at its first
+        arrival (never before the send)."""
+        args = (int(customer_id), float(since), control_action)
+        query = self._sql["contacts_delivered" if delivered_only else "contacts"]
+
+        def op(cur: Any) -> list[Any]:
+            cur.execute(query, (*args, args[0], *args))
+            return list(cur.fetchall())
+
+        out = []
+        for sent_at, action, channel, kind, fb_at in self._run(op):
+            if kind == "sent":
+                out.append((int(sent_at), action, channel, "sent"))
+            else:
+                out.append((int(max(sent_at, fb_at)), action, channel, CONTACT_OUTCOME[kind]))
+        out.sort(key=lambda r: (r[0], r[3] != "sent"))
+        return out
+
+    def training_rows(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """One row per decision in ``[since, until)``: metadata, logged probability (also as ``propensity``,
+        the name ``nextbest train --data`` reads), outcome aggregated over its feedback, and the features as
+        served, flattened (nested keys joined by ``.``; a name clashing with a column gets ``feature.``)."""
+        bounds = (-math.inf if since is None else float(since), math.inf if until is None else float(until))
+
+        def op(cur: Any) -> list[Any]:
+            cur.execute(self._sql["training"], bounds)
+            return list(cur.fetchall())
+
+        rows = []
+        for r in self._run(op):
+            converted, clicked, impressed, dismissed = (int(v) for v in r[16:20])
+            flags = {"conversion": converted, "click": clicked, "impression": impressed, "dismissed": dismissed}
+            row: dict[str, Any] = {
+                "decision_id": r[0], "request_id": r[1], "customer_id": int(r[2]), "created_at": float(r[3]),
+                "event_timestamp": datetime.fromtimestamp(float(r[3]), UTC), "channel": r[4], "action": r[5],
+                "action_channel": r[6], "probability": float(r[7]), "propensity": float(r[7]),
+                "explored": bool(r[8]), "control": bool(r[9]), "degraded": bool(r[10]), "model_version": r[11],
+                "ruleset_version": r[12], "catalog_version": r[13], "feature_service": r[14],
+                "converted": converted, "clicked": clicked, "impressed": impressed, "dismissed": dismissed,
+                "revenue": float(r[20]), "feedback_count": int(r[21]),
+                "outcome": next((o for o in OUTCOME_ORDER if flags.get(o, 1)), "sent"),
+            }  # fmt: skip
+            flatten(loads(r[15]), "", row, set(row))
+            rows.append(row)
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        def op(cur: Any) -> Any:
+            cur.execute(self._sql["counts"])
+            return cur.fetchone()
+
+        decisions, feedback = self._run(op)
+        return {"decisions": int(decisions), "feedback": int(feedback)}
+
+
+# Factory ----------------------------------------------------------------------------------------------------
+def open_decision_log(url: str, *, table_prefix: str | None = None) -> DecisionLog:
+    """Open (and create the schema of) the log at ``url``: ``sqlite:////abs/path.db`` or
+    ``postgresql://user@host:port/db``. ``table_prefix`` (or ``?table_prefix=`` in the URL) isolates tables.
+    SQLite also takes ``?synchronous=FULL`` to survive power loss, not only a crash of the process."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    prefix = table_prefix or query.pop("table_prefix", None) or DEFAULT_PREFIX
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        from nextbest.serving.log_sqlite import SqliteDecisionLog
+
+        path = url.split("?", 1)[0][len("sqlite:///") :]
+        if not url.lower().startswith("sqlite:///") or not path.startswith("/"):
+            raise ConfigError(f"decision_log_url {url!r}: use sqlite:////absolute/path/decisions.db")
+        synchronous = query.pop("synchronous", "NORMAL").upper()
+        if query or synchronous not in ("NORMAL", "FULL"):
+            raise ConfigError(f"decision_log_url {url!r}: SQLite takes only table_prefix and synchronous=NORMAL|FULL")
+        return SqliteDecisionLog(path, table_prefix=prefix, synchronous=synchronous)
+    if scheme in ("postgresql", "postgres"):
+        from nextbest.serving.log_postgres import PostgresDecisionLog
+
+        query.setdefault("connect_timeout", "5")
+        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+        return PostgresDecisionLog(conninfo, redact(url), table_prefix=prefix)
+    raise ConfigError(
+        f"decision_log_url {redact(url)!r}: unknown scheme {parts.scheme!r}; use sqlite:///... or postgresql://..."
+    )
+
+
+def redact(url: str) -> str:
+    """The URL without its password (in the user part or the query), for messages and logs."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if "password=" in query:
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(query, keep_blank_values=True)])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line`` of an exception (drivers' messages span several lines)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

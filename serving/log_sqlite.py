@@ -1,0 +1,118 @@
+"""The SQLite decision log: the embedded default, one file under ``NEXTBEST_HOME``.
+
+WAL journal with ``synchronous=NORMAL``: a committed write survives a crash of the process (the service
+being killed), and readers never block the writer. ``synchronous=FULL`` also survives power loss at about
+twice the write cost.
+
+Threads: each thread has its own connection (reads run in parallel under WAL) and this process's writers
+take one lock, because SQLite allows one writer at a time and its busy handler waits by sleeping and polling,
+which under contention costs milliseconds where a lock hand-off costs microseconds (``benchmarks/
+decision_log.py`` measures both). ``busy_timeout`` still covers writers in other processes (several workers).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nextbest.errors import DataError, UnavailableError
+from nextbest.serving.decision_log import DEFAULT_PREFIX, DecisionLog, one_line
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 10_000
+
+
+class SqliteDecisionLog(DecisionLog):
+    def __init__(
+        self, path: str | Path, *, table_prefix: str = DEFAULT_PREFIX, synchronous: str = "NORMAL",
+        write_lock: bool = True,
+    ) -> None:  # fmt: skip
+        self.path = Path(path)
+        super().__init__(f"sqlite:///{self.path}", table_prefix)
+        self._synchronous = synchronous
+        self._write_lock: threading.Lock | None = threading.Lock() if write_lock else None
+        self._local = threading.local()
+        self._conns: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UnavailableError(f"decision log {self.url}: cannot create its directory: {one_line(exc)}") from exc
+        self._run(self._create_schema, write=True)
+
+    def _create_schema(self, cur: sqlite3.Cursor) -> None:
+        d, f = self.tables
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {d} (decision_id TEXT PRIMARY KEY, request_id TEXT UNIQUE, "
+            "customer_id INTEGER NOT NULL, created_at REAL NOT NULL, channel TEXT NOT NULL, action TEXT NOT NULL, "
+            "action_channel TEXT, probability REAL NOT NULL, explored INTEGER NOT NULL, control INTEGER NOT NULL, "
+            "degraded INTEGER NOT NULL, reason TEXT, model_version TEXT, ruleset_version TEXT, catalog_version TEXT, "
+            "feature_service TEXT, features TEXT NOT NULL, scores TEXT NOT NULL, rule_hits TEXT NOT NULL, "
+            "response TEXT NOT NULL)"
+        )
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_customer ON {d} (customer_id, created_at)")
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
+        cur.execute(
+            f"CREATE TABLE IF NOT EXISTS {f} (feedback_id TEXT PRIMARY KEY, "
+            f"decision_id TEXT NOT NULL REFERENCES {d} (decision_id), customer_id INTEGER NOT NULL, "
+            "created_at REAL NOT NULL, type TEXT NOT NULL "
+            "CHECK (type IN ('impression', 'click', 'conversion', 'dismissed')), revenue REAL, payload TEXT NOT NULL)"
+        )
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_decision ON {f} (decision_id)")
+        cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_customer ON {f} (customer_id)")
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._closed:
+            raise UnavailableError(f"decision log {self.url} is closed")
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise UnavailableError(f"decision log {self.url} cannot be opened: {one_line(exc)}") from exc
+        me = threading.current_thread()
+        with self._conns_lock:  # close connections of threads that have ended (thread pools come and go)
+            for ident, (thread, old) in list(self._conns.items()):
+                if not thread.is_alive():
+                    old.close()
+                    del self._conns[ident]
+            self._conns[me.ident or 0] = (me, conn)
+        self._local.conn = conn
+        return conn
+
+    def _run(self, op: Callable[[Any], T], write: bool = False) -> T:
+        conn = getattr(self._local, "conn", None) or self._connect()
+        try:
+            if write and self._write_lock is not None:
+                with self._write_lock:
+                    return op(conn.cursor())
+            return op(conn.cursor())
+        except sqlite3.IntegrityError as exc:  # a NOT NULL or CHECK constraint: the record itself is bad
+            raise DataError(f"decision log {self.url}: invalid record: {one_line(exc)}") from exc
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            # Locked past busy_timeout, disk full or I/O error: the caller spools and retries later.
+            raise UnavailableError(f"decision log {self.url}: {one_line(exc)}") from exc
+        except sqlite3.ProgrammingError as exc:  # e.g. used after close()
+            raise UnavailableError(f"decision log {self.url}: {one_line(exc)}") from exc
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._run(lambda cur: cur.execute("SELECT 1").fetchone()) == (1,))
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self._closed = True
+        with self._conns_lock:
+            for _, conn in self._conns.values():
+                conn.close()
+            self._conns.clear()
+        self._local = threading.local()

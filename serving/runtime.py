@@ -1,0 +1,361 @@
+"""The decision runtime behind every endpoint: features from the Feast online store, contact history from
+the decision log, the champion model, the pure decision core, and a durable record of every decision.
+
+Anything that can fail at run time (online store, model, decision log) degrades instead of failing: the
+decision becomes the documented fallback (the control action, ``degraded: true`` with the reason) and
+records that cannot reach the log go to a local spool that is replayed when the log is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from nextbest.core.decision import Decision, DecisionRequest
+from nextbest.core.events import CustomerEvent, parse_event
+from nextbest.errors import ConfigError, DataError, NotFoundError, UnavailableError
+from nextbest.serving.components import Components
+from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord
+from nextbest.serving.metrics import Metrics, NullMetrics
+from nextbest.serving.schemas import (
+    DecideRequest,
+    DecisionResponse,
+    EventResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    ReadinessResponse,
+)
+from nextbest.serving.spool import Spool
+from nextbest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class FieldError(DataError):
+    """Bad input the caller can fix; ``field`` names it (for a 422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass
+class Backends:
+    """The runtime's stateful adapters (each may be None when it could not be opened)."""
+
+    features: Any  # OnlineFeatureReader
+    events: Any  # EventWriter
+    log: DecisionLog
+    features_error: str | None = None
+
+
+class DecisionRuntime:
+    def __init__(self, settings: Settings, components: Components, backends: Backends, metrics: Metrics | None = None):
+        self.settings = settings
+        self.components = components
+        self.backends = backends
+        self.metrics = metrics or NullMetrics()
+        self.spool = Spool(settings.home / "spool")
+
+    # Decisions ----------------------------------------------------------------------------------------------
+    def decide(self, req: DecideRequest) -> DecisionResponse:
+        started = time.perf_counter()
+        if req.request_id is not None:
+            replay = self._replay(req)
+            if replay is not None:
+                return replay
+        policy = self.components.policy  # one read: the whole request uses one ruleset version
+        try:
+            cands = policy.candidates(req.channel, tuple(req.candidates) if req.candidates is not None else None)
+        except ConfigError as exc:
+            raise FieldError("candidates" if "candidate" in str(exc) else "channel", str(exc)) from exc
+        now = time.time()
+        request = DecisionRequest(req.customer_id, req.channel, int(now), uuid.uuid4().hex, cands, dict(req.context))
+        decision, features, cause = self._decide(request, now)
+        response = self._response(req, decision)
+        record = self._record(req, decision, features, response, now)
+        stored, created = self._store(record)
+        if not created:  # another request with this request_id won the race: return its decision
+            return DecisionResponse.model_validate({**stored.response, "replayed": True})
+        self.metrics.decision(
+            decision.action,
+            req.channel,
+            [r for s in decision.suppressed for r in s.rule_ids],
+            [h.rule_id for h in decision.shadow],
+            time.perf_counter() - started,
+            cause,
+        )
+        return response
+
+    def _decide(self, request: DecisionRequest, now: float) -> tuple[Decision, dict[str, Any], str | None]:
+        """The decision, the features it used and the degradation cause (None when not degraded)."""
+        policy = self.components.policy
+        loaded = self.components.model
+        reader = self.backends.features
+        if reader is None:
+            return policy.fallback(request, f"online store unavailable: {self.backends.features_error}"), {}, "store"
+        try:
+            row = reader.read_one(request.customer_id, now)
+        except Exception as exc:
+            log.warning("online store read failed: %s", exc)
+            return policy.fallback(request, f"online store unavailable: {type(exc).__name__}"), {}, "store"
+        if not row.found:
+            return policy.fallback(request, f"unknown customer {request.customer_id}: no features"), {}, "unknown"
+        features = row.values
+        history = self._history(request.customer_id, now)
+        if not row.complete:
+            views = ", ".join(f"{v} ({s})" for v, s in row.view_status.items() if s != "fresh")
+            rules = policy.rules(request, features, history)
+            return policy.fallback(request, f"stale or missing features: {views}", rules), features, "stale"
+        if loaded.model is None:
+            rules = policy.rules(request, features, history)
+            return policy.fallback(request, loaded.error or "no model loaded", rules), features, "model"
+        model = loaded.model
+        scored = tuple(a for a in request.candidates or () if a in model.action_ids)
+        if policy.catalog.control not in scored:
+            return policy.fallback(request, "the model cannot score the control action"), features, "model"
+        if len(scored) != len(request.candidates or ()):
+            request = DecisionRequest(
+                request.customer_id, request.channel, request.now, request.decision_id, scored, request.context
+            )
+        p, revenue = model.predict_records([features], scored)
+        decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin)
+        return decision, features, None
+
+    def _history(self, customer_id: int, now: float) -> dict[str, Any] | None:
+        builder = self.components.policy.history
+        try:
+            serving = self.settings.serving
+            rows = self.backends.log.contacts(
+                customer_id, now - serving.history_days * 86_400, delivered_only=serving.contacts_from == "feedback"
+            )
+        except Exception as exc:
+            log.warning("contact history unavailable: %s", exc)
+            return None
+        return builder.build(rows, int(now)) if rows else None
+
+    def _replay(self, req: DecideRequest) -> DecisionResponse | None:
+        try:
+            stored = self.backends.log.find_by_request(req.request_id)  # type: ignore[arg-type]
+        except Exception as exc:
+            log.warning("decision log lookup failed: %s", exc)
+            return None
+        if stored is None:
+            return None
+        if stored.customer_id != req.customer_id:
+            raise FieldError("request_id", f"already used for customer {stored.customer_id}")
+        return DecisionResponse.model_validate({**stored.response, "replayed": True})
+
+    def _response(self, req: DecideRequest, d: Decision) -> DecisionResponse:
+        loaded = self.components.model
+        return DecisionResponse(
+            decision_id=d.decision_id,
+            request_id=req.request_id,
+            customer_id=req.customer_id,
+            channel=req.channel,
+            action=d.action,
+            probability=d.probability,
+            greedy_action=d.greedy_action,
+            explored=d.explored,
+            control=d.control,
+            degraded=d.degraded,
+            reason=d.reason,
+            candidates=[c.__dict__ if hasattr(c, "__dict__") else _slots(c) for c in d.candidates],
+            suppressed=[
+                {"action": s.action, "rule_ids": list(s.rule_ids), "messages": list(s.messages)} for s in d.suppressed
+            ],
+            shadow=[_hit(h) for h in d.shadow],
+            model_version=loaded.version if not d.degraded or loaded.model is not None else None,
+            ruleset_version=d.ruleset_version,
+            catalog_version=d.catalog_version,
+            feature_service=self.settings.serving.feature_service,
+            decided_at=datetime.fromtimestamp(time.time(), UTC),
+        )
+
+    def _record(
+        self, req: DecideRequest, d: Decision, features: dict[str, Any], response: DecisionResponse, now: float
+    ) -> DecisionRecord:
+        action = self.components.policy.catalog.by_id.get(d.action)
+        body = response.model_dump(mode="json")
+        return DecisionRecord(
+            decision_id=d.decision_id,
+            request_id=req.request_id,
+            customer_id=req.customer_id,
+            created_at=now,
+            channel=req.channel,
+            action=d.action,
+            action_channel=_delivery_channel(req.channel, action.channels if action else ()),
+            probability=d.probability,
+            explored=d.explored,
+            control=d.control,
+            degraded=d.degraded,
+            reason=d.reason,
+            model_version=response.model_version,
+            ruleset_version=d.ruleset_version,
+            catalog_version=d.catalog_version,
+            feature_service=response.feature_service,
+            features=features,
+            scores=body["candidates"],
+            rule_hits=[*body["shadow"], *({"suppressed": s} for s in body["suppressed"])],
+            response=body,
+        )
+
+    def _store(self, record: DecisionRecord) -> tuple[DecisionRecord, bool]:
+        try:
+            return self.backends.log.record_decision(record)
+        except (UnavailableError, OSError, RuntimeError) as exc:
+            log.error("decision log unavailable, spooling decision %s: %s", record.decision_id, exc)
+        except Exception as exc:
+            log.error("decision log write failed, spooling decision %s: %s", record.decision_id, exc)
+        self.spool.append("decisions", record.__dict__)
+        return record, True
+
+    def decide_many(self, requests: list[DecideRequest]) -> list[DecisionResponse]:
+        return [self.decide(r) for r in requests]
+
+    # Events and feedback ------------------------------------------------------------------------------------
+    def push_event(self, event: CustomerEvent) -> EventResponse:
+        """Apply an event to the online store; when the store is down, spool it (never lose it)."""
+        from nextbest.core.events import EVENT_VIEW
+
+        writer = self.backends.events
+        try:
+            if writer is None:
+                raise UnavailableError(f"online store unavailable: {self.backends.features_error}")
+            result = writer.push(event)
+            view, outcome = result.view, result.outcome
+        except Exception as exc:
+            log.warning("online store write failed, spooling %s event: %s", event.type, exc)
+            self.spool.append("events", event.model_dump(mode="json"))
+            view, outcome = EVENT_VIEW[event.type], "queued"
+        self.metrics.events.labels(event.type, outcome).inc()
+        return EventResponse(customer_id=event.customer_id, type=event.type, view=view, outcome=outcome)
+
+    def feedback(self, fb: FeedbackRequest) -> FeedbackResponse:
+        stored = self.backends.log.get(fb.decision_id)
+        if stored is None:
+            raise NotFoundError(f"decision_id: decision {fb.decision_id} does not exist")
+        if fb.customer_id is not None and fb.customer_id != stored.customer_id:
+            raise FieldError("customer_id", f"decision {fb.decision_id} belongs to customer {stored.customer_id}")
+        ts = fb.timestamp.timestamp() if fb.timestamp else time.time()
+        feedback_id = fb.feedback_id or uuid.uuid4().hex
+        record = FeedbackRecord(
+            feedback_id, fb.decision_id, stored.customer_id, ts, fb.type, fb.revenue, {"source": "api"}
+        )
+        recorded = self.backends.log.record_feedback(record)
+        self.metrics.feedback.labels(fb.type, str(recorded).lower()).inc()
+        return FeedbackResponse(decision_id=fb.decision_id, feedback_id=feedback_id, recorded=recorded)
+
+    # Operations ---------------------------------------------------------------------------------------------
+    def readiness(self) -> ReadinessResponse:
+        degraded: list[str] = []
+        if self.backends.features is None:
+            degraded.append(f"online store unavailable: {self.backends.features_error}")
+        loaded = self.components.model
+        if loaded.model is None:
+            degraded.append(loaded.error or "no model loaded")
+        try:
+            log_ok = bool(self.backends.log.ping())
+        except Exception:
+            log_ok = False
+        if not log_ok:
+            degraded.append("decision log unreachable: decisions are spooled locally")
+        status = self.components.policy_status
+        policy = self.components.policy
+        if status.error:
+            degraded.append(
+                f"last rules/catalog reload rejected (serving ruleset {policy.ruleset.version}): {status.error}"
+            )
+        spooled = {kind: self.spool.pending(kind) for kind in ("decisions", "events")}
+        for kind, n in spooled.items():
+            self.metrics.spooled.labels(kind).set(n)
+        return ReadinessResponse(
+            ready=True,
+            degraded=degraded,
+            model_version=loaded.version,
+            ruleset_version=policy.ruleset.version,
+            catalog_version=policy.catalog.content_hash,
+            feature_service=self.settings.serving.feature_service,
+            details={
+                "model_source": loaded.source,
+                "ruleset_loaded_at": status.loaded_at,
+                "rules_reloads": status.reloads,
+                "rules_rejected": status.rejected,
+                "last_reload_error": status.error,
+                "rule_count": policy.ruleset.rule_count,
+                "spooled": spooled,
+                "decision_log": log_ok,
+            },
+        )
+
+    def reload(self, force: bool = False, include_model: bool = True) -> dict[str, Any]:
+        """Reload rules and catalog (when their files changed, or always with ``force``) and the model."""
+        swapped, error = self.components.reload_policy(force)
+        if swapped or error:
+            self.metrics.reloads.labels("rules", "rejected" if error else "applied").inc()
+            if swapped:
+                self.metrics.ruleset_info.set(self.components.policy_status.loaded_at)
+        model_swapped, model_error = self.components.reload_model(force) if include_model else (False, None)
+        if model_swapped or model_error:
+            self.metrics.reloads.labels("model", "rejected" if model_error else "applied").inc()
+        return {
+            "rules": {"reloaded": swapped, "error": error, "ruleset_version": self.components.policy.ruleset.version},
+            "model": {"reloaded": model_swapped, "error": model_error, "version": self.components.model.version},
+        }
+
+    def replay_spool(self) -> dict[str, int]:
+        """Write spooled records to the log again (called periodically and at start-up)."""
+        done = self.spool.replay("decisions", lambda d: self.backends.log.record_decision(DecisionRecord(**d)))
+        events = self.spool.replay("events", lambda e: self.backends.events.push(parse_event(e)))
+        return {"decisions": done, "events": events}
+
+
+def build_runtime(settings: Settings, metrics: Metrics | None = None) -> DecisionRuntime:
+    """Open every backend from the settings. The online store may be down (decisions degrade); an invalid
+    catalog or ruleset at start-up is fatal (there is no last good version yet)."""
+    from nextbest.serving.decision_log import open_decision_log
+
+    components = Components(settings)
+    features = events = None
+    error = None
+    try:
+        from nextbest.features.events import EventWriter
+        from nextbest.features.online import OnlineFeatureReader
+        from nextbest.features.store import open_store
+
+        store = open_store(settings)
+        features = OnlineFeatureReader(store, settings.serving.feature_service)
+        events = EventWriter(store)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        log.error("online store unavailable at start-up: %s", error)
+    assert settings.decision_log_url is not None
+    backends = Backends(features, events, open_decision_log(settings.decision_log_url), error)
+    runtime = DecisionRuntime(settings, components, backends, metrics)
+    runtime.replay_spool()
+    return runtime
+
+
+def _delivery_channel(request_channel: str, action_channels: tuple[str, ...]) -> str | None:
+    if not action_channels:
+        return None
+    return request_channel if request_channel in action_channels else action_channels[0]
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def _hit(hit: Any) -> dict[str, Any]:
+    return {
+        "rule_id": hit.rule_id,
+        "action": hit.action_id if hasattr(hit, "action_id") else hit.action,
+        "effect": str(hit.effect),
+        "message": hit.message,
+        "mode": str(hit.mode),
+        "error": hit.error,
+    }
