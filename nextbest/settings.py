@@ -86,8 +86,8 @@ class Settings(BaseSettings):
         # Frozen model: fill the derived defaults through object.__setattr__ once, at construction.
         defaults: dict[str, Any] = {
             "data_dir": self.home / "data",
-            # MLflow's own variable wins over the default so `mlflow run` and `mlflow ui` share one store.
-            "mlflow_tracking_uri": os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}",
+            # Not MLFLOW_TRACKING_URI: MLflow rewrites that variable whenever a tracking URI is set in-process.
+            "mlflow_tracking_uri": f"sqlite:///{self.home / 'mlflow.db'}",
             "decision_log_url": f"sqlite:///{self.home / 'decisions.db'}",
             "catalog_path": self.project_dir / "catalog" / "actions.yaml",
             "rules_path": self.project_dir / "rules" / "guardrails.yaml",
