@@ -68,6 +68,8 @@ def log_policy_model(model: PolicyModel, example: pd.DataFrame, name: str, tags:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = model.save(Path(tmp) / "policy_model")
         sample = example[list(model.feature_names)].head(20)
+        # Integers as floats: a model input may be missing, and MLflow's schema has no nullable integer.
+        sample = sample.astype({c: "float64" for c in model.encoder.numeric})
         info = mlflow.pyfunc.log_model(
             name="policy_model",
             python_model=PolicyModelPyfunc(),
