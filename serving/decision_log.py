@@ -19,14 +19,22 @@ from __future__ import annotations
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from nextbest.errors import ConfigError, DataError, NotFoundError
-from nextbest.serving.log_sql import decode_decision, dumps, encode_decision, flatten, loads, statements
+from nextbest.serving.log_sql import (
+    DECISION_COLUMNS,
+    decode_decision,
+    dumps,
+    encode_decision,
+    flatten,
+    loads,
+    statements,
+)
 
 T = TypeVar("T")
 FeedbackType = Literal["impression", "click", "conversion", "dismissed"]
@@ -64,6 +72,15 @@ class DecisionRecord:
     scores: list[dict[str, Any]] = field(default_factory=list)
     rule_hits: list[dict[str, Any]] = field(default_factory=list)
     response: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """A decision's feedback, aggregated: conversions and their revenue, and feedback events of any type."""
+
+    conversions: int
+    revenue: float
+    feedback: int
 
 
 @dataclass(frozen=True)
@@ -239,6 +256,31 @@ class DecisionLog(ABC):
             flatten(loads(r[15]), "", row, set(row))
             rows.append(row)
         return rows
+
+    def decisions(
+        self, since: float, until: float | None = None, *, limit: int | None = None, page_size: int = 1000
+    ) -> Iterator[tuple[DecisionRecord, DecisionOutcome]]:
+        """Decisions created in ``[since, until)``, newest first, with scores, features and rule hits as logged
+        and their feedback aggregated (rule simulation replays them). Read in pages: a long window is never
+        held in memory or in one transaction."""
+        cursor: tuple[float, str] = (math.inf if until is None else float(until), "")
+        left = math.inf if limit is None else int(limit)
+        n = len(DECISION_COLUMNS)
+        while left > 0:
+            size = int(min(page_size, left))
+
+            def op(cur: Any, after: tuple[float, str] = cursor, size: int = size) -> list[Any]:
+                cur.execute(self._sql["window"], (float(since), after[0], after[0], after[1], size))
+                return list(cur.fetchall())
+
+            page = self._run(op)
+            records = [self._decode(row[:n]) for row in page]
+            for rec, row in zip(records, page, strict=True):
+                yield rec, DecisionOutcome(int(row[n + 1]), float(row[n]), int(row[n + 2]))
+            if len(page) < size:
+                return
+            left -= len(page)
+            cursor = (records[-1].created_at, records[-1].decision_id)
 
     def counts(self) -> dict[str, int]:
         def op(cur: Any) -> Any:

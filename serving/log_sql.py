@@ -52,6 +52,17 @@ def statements(d: str, f: str) -> dict[str, str]:
         f"FROM {f} GROUP BY decision_id) a ON a.decision_id = d.decision_id "
         "WHERE d.created_at >= ? AND d.created_at < ? ORDER BY d.created_at, d.decision_id",
         "counts": f"SELECT (SELECT COUNT(*) FROM {d}), (SELECT COUNT(*) FROM {f})",
+        # Decisions in a window, newest first, one page after a (created_at, decision_id) cursor, with their
+        # feedback aggregated (rule simulation replays them). The page is cut first (index range on created_at),
+        # so feedback is looked up for the page's rows only.
+        "window": "SELECT " + ", ".join(f"w.{c}" for c in DECISION_COLUMNS) + ", "
+        f"(SELECT COALESCE(SUM(x.revenue), 0) FROM {f} x WHERE x.decision_id = w.decision_id "
+        "AND x.type = 'conversion'), "
+        f"(SELECT COUNT(*) FROM {f} x WHERE x.decision_id = w.decision_id AND x.type = 'conversion'), "
+        f"(SELECT COUNT(*) FROM {f} x WHERE x.decision_id = w.decision_id) "
+        f"FROM (SELECT {cols} FROM {d} WHERE created_at >= ? AND created_at <= ? "
+        "AND (created_at < ? OR decision_id < ?) ORDER BY created_at DESC, decision_id DESC LIMIT ?) w "
+        "ORDER BY w.created_at DESC, w.decision_id DESC",
     }
 
 

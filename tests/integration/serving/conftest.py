@@ -14,6 +14,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
+
+from nextbest.serving.app import create_app
+from nextbest.serving.runtime import DecisionRuntime
 
 POSTGRES_URL = os.environ.get("NEXTBEST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 START_HINT = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
@@ -111,3 +115,12 @@ def postgres_proxy(postgres_url: str) -> Iterator[TcpProxy]:
     proxy.start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def client(runtime: DecisionRuntime) -> Iterator[TestClient]:
+    """The decision API in process over the module's `runtime` fixture."""
+    app = create_app()
+    app.state.runtime = runtime
+    with TestClient(app) as c:
+        yield c

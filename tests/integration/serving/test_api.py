@@ -4,7 +4,6 @@ champion, the Feast SQLite online store and a SQLite decision log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,6 @@ PROJECT = Path(__file__).resolve().parents[3]
 @pytest.fixture(scope="module")
 def runtime(settings: Settings, champion: Any) -> DecisionRuntime:
     return build_runtime(settings)
-
-
-@pytest.fixture(scope="module")
-def client(runtime: DecisionRuntime) -> Iterator[TestClient]:
-    app = create_app()
-    app.state.runtime = runtime
-    with TestClient(app) as c:
-        yield c
 
 
 def decide(client: TestClient, **body: Any) -> dict[str, Any]:
