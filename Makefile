@@ -35,6 +35,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/online_features.py
+	$(BIN)/python benchmarks/rules.py
 
 # An MLproject entry point in this environment, tracked in the same store: make mlflow-run ENTRY=train
 ENTRY ?= train

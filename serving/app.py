@@ -28,6 +28,8 @@ from nextbest.serving.schemas import (
     DecisionResponse,
     ErrorResponse,
     EventResponse,
+    FeedbackBatchRequest,
+    FeedbackBatchResponse,
     FeedbackRequest,
     FeedbackResponse,
     ReadinessResponse,
@@ -148,6 +150,11 @@ def create_app() -> FastAPI:
     async def feedback(body: FeedbackRequest, runtime: Runtime) -> FeedbackResponse:
         """Impression, click, conversion (with revenue) or dismissal of a decision."""
         return runtime.feedback(body)  # type: ignore[no-any-return]
+
+    @app.post("/feedback/batch", response_model=FeedbackBatchResponse, tags=["feedback"], dependencies=Protected)
+    async def feedback_batch(body: FeedbackBatchRequest, runtime: Runtime) -> FeedbackBatchResponse:
+        """Many feedback events at once; each item reports whether it was recorded (or why not)."""
+        return FeedbackBatchResponse(results=runtime.feedback_many(body.items))
 
     @app.get("/ready", response_model=ReadinessResponse, tags=["operations"])
     async def ready(runtime: Runtime) -> ReadinessResponse:

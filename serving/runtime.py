@@ -27,6 +27,7 @@ from nextbest.serving.schemas import (
     EventResponse,
     FeedbackRequest,
     FeedbackResponse,
+    FeedbackResult,
     ReadinessResponse,
 )
 from nextbest.serving.spool import Spool
@@ -249,6 +250,21 @@ class DecisionRuntime:
         recorded = self.backends.log.record_feedback(record)
         self.metrics.feedback.labels(fb.type, str(recorded).lower()).inc()
         return FeedbackResponse(decision_id=fb.decision_id, feedback_id=feedback_id, recorded=recorded)
+
+    def feedback_many(self, items: list[FeedbackRequest]) -> list[FeedbackResult]:
+        """Each item on its own: one unknown decision does not reject the others."""
+        out = []
+        for item in items:
+            try:
+                r = self.feedback(item)
+                out.append(FeedbackResult(decision_id=r.decision_id, feedback_id=r.feedback_id, recorded=r.recorded))
+            except (NotFoundError, DataError) as exc:
+                out.append(
+                    FeedbackResult(
+                        decision_id=item.decision_id, feedback_id=item.feedback_id, recorded=False, error=str(exc)
+                    )
+                )
+        return out
 
     # Operations ---------------------------------------------------------------------------------------------
     def readiness(self) -> ReadinessResponse:

@@ -111,6 +111,21 @@ class FeedbackResponse(_Strict):
     recorded: bool = Field(description="False when this feedback_id was already recorded.")
 
 
+class FeedbackBatchRequest(_Strict):
+    items: list[FeedbackRequest] = Field(min_length=1, max_length=10_000)
+
+
+class FeedbackResult(_Strict):
+    decision_id: str
+    feedback_id: str | None
+    recorded: bool
+    error: str | None = Field(None, description="Why this item was not recorded (e.g. an unknown decision).")
+
+
+class FeedbackBatchResponse(_Strict):
+    results: list[FeedbackResult]
+
+
 class EventResponse(_Strict):
     customer_id: int
     type: str

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nextbest.errors import ConfigError, describe_validation_error
 
 Learner = Literal["s", "t", "dr"]
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
+RETRAIN_CONFIG = Path(__file__).resolve().parent / "configs" / "retrain.yaml"
 
 
 class BoosterParams(BaseModel):
@@ -43,13 +44,26 @@ class TrainConfig(BaseModel):
     )
     early_stopping_rounds: int = Field(50, ge=5)
     crossfit_folds: int = Field(2, ge=2, le=10, description="Folds for the DR-learner's nuisance models.")
-    min_rows_per_action: int = Field(100, ge=10)
+    min_rows_per_action: int = Field(100, ge=1)
     calibrate: bool = True
     seed: int = 0
     threads: int = Field(2, ge=1)
+    backend: Literal["local", "dask"] = Field(
+        "local", description="Where the LightGBM fits run: in process, or lightgbm.dask on a Dask cluster."
+    )
+    dask_address: str | None = Field(
+        None, description="Dask scheduler address (tcp://host:8786); none: a LocalCluster for the job."
+    )
     feature_service: str = "nba_v1"
     model_name: str = "nextbest-uplift"
     experiment: str = "nextbest"
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> TrainConfig:
+        """An address with the local backend would be silently ignored: say so instead."""
+        if self.dask_address is not None and self.backend != "dask":
+            raise ValueError(f"dask_address {self.dask_address!r} is set but backend is {self.backend!r}; use dask")
+        return self
 
 
 def load_train_config(path: Path | None = None) -> TrainConfig:

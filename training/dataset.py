@@ -132,17 +132,59 @@ def load_file(path: Path, catalog: ActionCatalog, min_rows: int = 100) -> Traini
         frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path)
     except Exception as exc:
         raise DataError(f"{path}: cannot read as {'parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}") from exc
-    notes = _validate(frame, catalog, min_rows, str(path))
+    return from_frame(frame, catalog, f"file:{path}", min_rows)
+
+
+def from_frame(
+    frame: pd.DataFrame,
+    catalog: ActionCatalog,
+    source: str,
+    min_rows: int = 100,
+    features: tuple[list[str], list[str]] | None = None,
+    feature_service: str | None = None,
+) -> TrainingSet:
+    """Validate logged decisions in a frame; ``features`` = (numeric, categorical) or every other column."""
+    where = source.removeprefix("file:")
+    notes = _validate(frame, catalog, min_rows, where)
     frame = _complete(frame, catalog)
-    truth_names = {f"{k}_{a}" for a in catalog.ids for k in ("net", "p", "revenue")} | {"oracle_action"}
-    truth_cols = [c for c in frame.columns if c in truth_names]  # ground truth, when the file has it
-    feature_cols = [c for c in frame.columns if c not in RESERVED and c not in truth_cols]
-    if not feature_cols:
-        raise DataError(f"{path}: no feature columns besides {sorted(RESERVED & set(frame.columns))}")
-    categorical = [c for c in feature_cols if not pd.api.types.is_numeric_dtype(frame[c])]
-    numeric = [c for c in feature_cols if c not in categorical]
-    truth = _truth_from(frame, catalog)
-    return TrainingSet(frame, numeric, categorical, f"file:{path}", None, truth, tuple(notes))
+    if features is None:
+        truth_names = {f"{k}_{a}" for a in catalog.ids for k in ("net", "p", "revenue")} | {"oracle_action"}
+        truth_cols = [c for c in frame.columns if c in truth_names]  # ground truth, when the file has it
+        feature_cols = [c for c in frame.columns if c not in RESERVED and c not in truth_cols]
+        if not feature_cols:
+            raise DataError(f"{where}: no feature columns besides {sorted(RESERVED & set(frame.columns))}")
+        categorical = [c for c in feature_cols if not pd.api.types.is_numeric_dtype(frame[c])]
+        numeric = [c for c in feature_cols if c not in categorical]
+    else:
+        numeric, categorical = features
+        missing = [c for c in (*numeric, *categorical) if c not in frame.columns]
+        if missing:
+            raise DataError(f"{where}: missing feature column(s) {missing[:10]}")
+    return TrainingSet(frame, numeric, categorical, source, feature_service, _truth_from(frame, catalog), tuple(notes))
+
+
+def from_decision_log(
+    rows: list[dict[str, Any]], catalog: ActionCatalog, feature_service: str, min_rows: int = 100
+) -> TrainingSet:
+    """Closing the loop: the service's own decisions with their outcomes. Features are exactly as served,
+    the action is the one served and ``propensity`` the probability it was served with (exploration
+    included), so inverse-propensity weighting stays unbiased. Degraded decisions (no model, no features)
+    carry no information about the policy and are left out."""
+    if not rows:
+        raise DataError("the decision log has no decisions in the window; serve some traffic first")
+    frame = pd.DataFrame(rows)
+    frame = frame[~frame["degraded"].astype(bool)].reset_index(drop=True)
+    if frame.empty:
+        raise DataError("every decision in the window was degraded (no features or model): nothing to learn")
+    numeric = [c for c in model_features(feature_service) if c not in categorical_features(feature_service)]
+    return from_frame(
+        frame,
+        catalog,
+        f"log:{feature_service}",
+        min_rows,
+        (numeric, list(categorical_features(feature_service))),
+        feature_service,
+    )
 
 
 def _truth_from(frame: pd.DataFrame, catalog: ActionCatalog) -> pd.DataFrame | None:

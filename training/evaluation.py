@@ -163,7 +163,7 @@ def best_single_action(valid: Scored, n_actions: int) -> int:
         ).value
         for a in range(n_actions)
     ]
-    return int(np.argmax(values))
+    return int(np.argmax(np.nan_to_num(np.asarray(values), nan=-np.inf)))  # NaN: never logged, no estimate
 
 
 def evaluate(

@@ -16,7 +16,7 @@ from nextbest.core.catalog import ActionCatalog
 from nextbest.settings import Settings
 from nextbest.training import plots, tracking
 from nextbest.training.config import TrainConfig
-from nextbest.training.dataset import TrainingSet, from_feast, load_file
+from nextbest.training.dataset import TrainingSet, from_decision_log, from_feast, load_file
 from nextbest.training.evaluation import EvaluationReport, evaluate
 from nextbest.training.pipeline import TrainResult, train
 
@@ -86,15 +86,18 @@ def run_training(
     data: Path | None = None,
     register: bool = True,
     progress: Progress | None = None,
+    dataset: TrainingSet | None = None,
+    run_name: str = "train",
 ) -> TrainingOutcome:
+    """Train on ``dataset`` when given, else on your file (``data``), else on Feast over the campaign log."""
     import mlflow
 
     say = progress or (lambda _m: None)
     tracking.configure(settings, cfg.experiment)
-    with mlflow.start_run(run_name="train") as parent:
+    with mlflow.start_run(run_name=run_name) as parent:
         with mlflow.start_run(run_name="dataset", nested=True):
             say("build the training set")
-            ds = build_dataset(settings, catalog, cfg, data)
+            ds = dataset if dataset is not None else build_dataset(settings, catalog, cfg, data)
             mlflow.log_params({"source": ds.source, "rows": len(ds.frame), "features": len(ds.features)})
             mlflow.set_tags(
                 {
@@ -110,9 +113,12 @@ def run_training(
                 "data_fingerprint": ds.fingerprint,
                 "catalog_version": catalog.version,
                 "catalog_hash": catalog.content_hash,
+                "source": ds.source,
             }
         )
         result = train(ds, catalog, cfg, progress=say, logging_probs=world_logging_policy(settings, catalog, ds))
+        if result.notes:
+            mlflow.set_tag("training_notes", "; ".join(result.notes))
         for c in result.candidates:
             with mlflow.start_run(run_name=f"fit-{c.learner}-{c.grid_index}", nested=True):
                 mlflow.log_params({"learner": c.learner, **c.model.metadata.get("params", {})})
@@ -209,3 +215,33 @@ def policy_summary(report: EvaluationReport) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def log_dataset(settings: Settings, catalog: ActionCatalog, cfg: TrainConfig, since_days: float | None) -> TrainingSet:
+    """The decision log (decisions joined with their feedback) as a training set."""
+    import time
+
+    from nextbest.serving.decision_log import open_decision_log
+
+    assert settings.decision_log_url is not None
+    since = time.time() - since_days * 86_400 if since_days else None
+    with open_decision_log(settings.decision_log_url) as log:
+        rows = log.training_rows(since=since)
+    return from_decision_log(rows, catalog, settings.serving.feature_service, cfg.min_rows_per_action)
+
+
+def run_retraining(
+    settings: Settings,
+    catalog: ActionCatalog,
+    cfg: TrainConfig,
+    since_days: float | None = None,
+    promote_after: bool = True,
+    progress: Progress | None = None,
+) -> tuple[TrainingOutcome, Any]:
+    """Closing the loop: train a challenger on the service's own logs, then the promotion gate decides."""
+    from nextbest.training.promotion import promote
+
+    ds = log_dataset(settings, catalog, cfg, since_days)
+    outcome = run_training(settings, catalog, cfg, progress=progress, dataset=ds, run_name="retrain")
+    decision = promote(settings, catalog, cfg) if promote_after else None
+    return outcome, decision

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 from nextbest.model.descriptors import ActionDescriptors
 from nextbest.model.policy_model import ConversionHead, Kind
 from nextbest.training.config import BoosterParams
+from nextbest.training.distributed import active_fitter
 
 Array = np.ndarray
 
@@ -70,6 +71,9 @@ def fit_booster(
         "feature_pre_filter": False,
     }
     cats = list(categorical)
+    fitter = active_fitter()
+    if fitter is not None:  # backend: dask (training/distributed.py), same parameters and stopping rule
+        return fitter.fit(lgb_params, train, valid, cats, params.max_trees, early_stopping_rounds)
     dtrain = lgb.Dataset(train[0], train[1], weight=train[2], categorical_feature=cats, free_raw_data=True)
     dvalid = lgb.Dataset(valid[0], valid[1], weight=valid[2], categorical_feature=cats, reference=dtrain)
     booster = lgb.train(

@@ -13,17 +13,20 @@ import numpy as np
 
 from nextbest.core import ope
 from nextbest.core.catalog import ActionCatalog
+from nextbest.errors import DataError
 from nextbest.model.descriptors import ActionDescriptors
 from nextbest.model.encoding import FeatureEncoder
 from nextbest.model.policy_model import PolicyModel
 from nextbest.training.config import TrainConfig
 from nextbest.training.dataset import TrainingSet, split
+from nextbest.training.distributed import training_backend
 from nextbest.training.evaluation import EvaluationReport, evaluate, score
 from nextbest.training.heads import fit_value_head, platt_calibration
 from nextbest.training.learners import LEARNERS, FitData
 from nextbest.training.selection import Option, policy_terms, select
 
 Progress = Callable[[str], None]
+THIN_TRAIN, THIN_VALID = 50, 10  # rows an arm needs for a per-action model with early stopping
 
 
 @dataclass
@@ -46,6 +49,7 @@ class TrainResult:
     fingerprint: str
     timings: dict[str, float] = field(default_factory=dict)
     splits: dict[str, TrainingSet] = field(default_factory=dict, repr=False)
+    notes: list[str] = field(default_factory=list)
 
 
 def _fit_data(ds: TrainingSet, encoder: FeatureEncoder, catalog: ActionCatalog) -> FitData:
@@ -62,7 +66,50 @@ def _trees(model: PolicyModel) -> int:
     return total + (model.value.booster.num_trees() if model.value.booster is not None else 0)
 
 
+def _feasible_learners(
+    parts: dict[str, TrainingSet], catalog: ActionCatalog, cfg: TrainConfig
+) -> tuple[list[str], list[str]]:
+    """Per-action learners (T, DR) need every action in the training and validation splits; the shared
+    S-learner does not. Logged data from a live policy often has thin arms (an action explored rarely or
+    suppressed by rules), so those learners are skipped, with a note, instead of failing the job."""
+    counts = {k: parts[k].frame["action"].value_counts() for k in ("train", "valid")}
+    for name, c in counts.items():
+        if c.get(catalog.control, 0) == 0:
+            raise DataError(f"the {name} split has no rows of the control action {catalog.control!r}")
+    thin = sorted(
+        a for a in catalog.ids if counts["train"].get(a, 0) < THIN_TRAIN or counts["valid"].get(a, 0) < THIN_VALID
+    )
+    if not thin:
+        return list(cfg.learners), []
+    kept = [learner for learner in cfg.learners if learner == "s"]
+    if not kept:
+        raise DataError(
+            f"actions {thin} have too few rows for per-action learners {list(cfg.learners)}; "
+            "add the S-learner (learners: [s, ...]) or collect more data"
+        )
+    skipped = [learner for learner in cfg.learners if learner != "s"]
+    note = f"thin actions {thin}: per-action learners {skipped} skipped" if skipped else f"thin actions {thin}"
+    return kept, [note]
+
+
 def train(
+    ds: TrainingSet,
+    catalog: ActionCatalog,
+    cfg: TrainConfig,
+    progress: Progress | None = None,
+    logging_probs: Callable[[TrainingSet], np.ndarray | None] | None = None,
+) -> TrainResult:
+    """The job on the configured backend (``cfg.backend``): a Dask cluster lives exactly as long as the job."""
+    started = time.perf_counter()
+    with training_backend(cfg, progress) as fitter:
+        result = _train(ds, catalog, cfg, progress, logging_probs)
+    result.model.metadata["training_backend"] = fitter.description if fitter else "local"
+    if fitter is not None:  # starting (or reaching) and closing the cluster, outside the job's own timings
+        result.timings["cluster"] = time.perf_counter() - started - result.timings["total"]
+    return result
+
+
+def _train(
     ds: TrainingSet,
     catalog: ActionCatalog,
     cfg: TrainConfig,
@@ -72,10 +119,7 @@ def train(
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     parts = split(ds, cfg.test_fraction, cfg.valid_fraction, cfg.seed)
-    for name, part in parts.items():
-        missing = [a for a in catalog.ids if not (part.frame["action"] == a).any()]
-        if missing:
-            raise ValueError(f"the {name} split has no rows for action(s) {missing}; use more data")
+    learners, notes = _feasible_learners(parts, catalog, cfg)
     encoder = FeatureEncoder.fit(parts["train"].frame, ds.numeric, ds.categorical)
     tr, va = (_fit_data(parts[k], encoder, catalog) for k in ("train", "valid"))
     cats = encoder.categorical_indices
@@ -98,7 +142,7 @@ def train(
     options: list[Option] = []
     valid_rewards = parts["valid"].rewards(catalog)
     control = catalog.index[catalog.control]
-    for learner in cfg.learners:
+    for learner in learners:
         for g, params in enumerate(cfg.grid):
             say(f"fit {learner}-learner, candidate {g + 1}/{len(cfg.grid)}")
             t0 = time.perf_counter()
@@ -155,4 +199,4 @@ def train(
     timings["evaluate"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     sizes = {k: len(v.frame) for k, v in parts.items()}
-    return TrainResult(chosen.model, chosen, candidates, report, sizes, ds.fingerprint, timings, parts)
+    return TrainResult(chosen.model, chosen, candidates, report, sizes, ds.fingerprint, timings, parts, notes)

@@ -113,3 +113,31 @@ def all_figures(report: EvaluationReport, importance: tuple[list[str], np.ndarra
     if importance is not None:
         figs["feature_importance.png"] = feature_importance(*importance)
     return figs
+
+
+def loop_curve(report: Any) -> Figure:
+    """True value per round of the closed loop against the oracles and doing nothing."""
+    rounds = [r.round for r in report.rounds]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.plot(rounds, [r.true_value for r in report.rounds], "o-", label="served decisions (true value)")
+    ax.plot(
+        rounds,
+        [r.eligible_oracle_value for r in report.rounds],
+        "--",
+        color="green",
+        label="oracle within the guardrails",
+    )
+    ax.plot(rounds, [r.oracle_value for r in report.rounds], ":", color="green", label="oracle, no guardrails")
+    ax.plot(rounds, [r.no_action_value for r in report.rounds], "--", color="grey", label="doing nothing")
+    for r in report.rounds:
+        if r.promoted:
+            ax.annotate(
+                "promoted", (r.round, r.true_value), textcoords="offset points", xytext=(0, 8), fontsize=7, ha="center"
+            )
+    ax.set_xlabel("round (each: decide, observe, retrain, gate)")
+    ax.set_ylabel("net value per customer")
+    ax.set_xticks(rounds)
+    ax.legend(fontsize=7)
+    ax.set_title("closed loop from a weak start")
+    fig.tight_layout()
+    return fig

@@ -21,9 +21,12 @@ COMMANDS: dict[str, str] = {
     "train": "nextbest.cli.training:train",
     "evaluate": "nextbest.cli.training:evaluate",
     "promote": "nextbest.cli.training:promote",
+    "retrain": "nextbest.cli.training:retrain",
+    "simulate-loop": "nextbest.cli.loop:simulate_loop",
     "serve": "nextbest.cli.serving:serve",
     "decide-batch": "nextbest.cli.serving:decide_batch",
     "openapi": "nextbest.cli.serving:openapi",
+    "rules": "nextbest.cli.rules:rules",
 }
 
 

@@ -126,3 +126,40 @@ def promote(margin: float, dry_run: bool, config: Path | None, catalog: Path | N
     decision = run(settings, catalog_from(settings, catalog), load_train_config(config), margin, dry_run)
     colour = "green" if decision.promoted else "yellow"
     console.print(f"[{colour}]{decision.reason}[/]")
+
+
+@click.command()
+@click.option(
+    "--since-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Only decisions from the last N days [all].",
+)
+@click.option("--config", type=_path, default=None, help="Training config [training/configs/retrain.yaml].")
+@click.option("--catalog", type=_path, default=None)
+@click.option("--no-promote", is_flag=True, help="Register the challenger but skip the promotion gate.")
+def retrain(since_days: float | None, config: Path | None, catalog: Path | None, no_promote: bool) -> None:
+    """Train a challenger on the service's own decisions and feedback; promote it only through the gate."""
+    from nextbest.training.config import RETRAIN_CONFIG, load_train_config
+    from nextbest.training.jobs import run_retraining
+
+    settings = settings_from()
+    say = _progress()
+    outcome, decision = run_retraining(
+        settings,
+        catalog_from(settings, catalog),
+        load_train_config(config or RETRAIN_CONFIG),
+        since_days,
+        not no_promote,
+        say,
+    )
+    say.close()
+    result = outcome.result
+    console.print(
+        f"[green]retrained[/] on {sum(result.sizes.values()):,} logged decisions "
+        f"({result.chosen.learner}-learner, v{outcome.version} @challenger); "
+        + ("; ".join(result.notes) or "all learners fitted")
+    )
+    console.print(policy_table(result.report, "held-out logged decisions: policy value per customer"))
+    if decision is not None:
+        console.print(f"[{'green' if decision.promoted else 'yellow'}]{decision.reason}[/]")
