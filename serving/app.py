@@ -166,4 +166,7 @@ def create_app() -> FastAPI:
         """Reload rules, catalog and the model now (an invalid file is rejected; the last good one stays)."""
         return runtime.reload(force=True)  # type: ignore[no-any-return]
 
+    from nextbest.serving.explorer import router as explorer  # here: it imports require_api_key from this module
+
+    app.include_router(explorer)
     return app

@@ -1,0 +1,133 @@
+"""The decision explorer and the analytics pages, served by the decision service itself (no web server to run).
+
+Pages and their assets are static and carry no data, so a browser can open them without credentials; every
+figure comes from the JSON endpoints below, which need the API key when one is set. The pages' script sends the
+key the user typed as ``X-API-Key`` (kept in the tab's session storage), never in a URL. Customer lookups are
+POSTs: no customer data in URLs or access logs. The endpoints stay out of the published OpenAPI contract; they
+belong to the pages and may change with them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from nextbest.errors import NotFoundError
+from nextbest.serving import explorer_data
+from nextbest.serving.app import require_api_key, runtime_of
+from nextbest.serving.schemas import DecideRequest
+
+STATIC = Path(__file__).resolve().parent / "static"
+ASSETS = {
+    "nextbest.css": "text/css",
+    "common.js": "text/javascript",
+    "charts.js": "text/javascript",
+    "explorer.js": "text/javascript",
+    "analytics.js": "text/javascript",
+}
+NO_STORE = {"Cache-Control": "no-store"}
+
+router = APIRouter(include_in_schema=False)
+Runtime = Annotated[Any, Depends(runtime_of)]
+Protected = [Depends(require_api_key)]
+
+
+class WhatIf(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules_file: str | None = Field(None, max_length=200, description="A rule file listed by /explorer/meta.")
+    rules_yaml: str | None = Field(None, max_length=explorer_data.MAX_RULES_BYTES, description="Pasted rules.")
+
+    @model_validator(mode="after")
+    def _one(self) -> WhatIf:
+        if (self.rules_file is None) == (self.rules_yaml is None):
+            raise ValueError("give exactly one of rules_file and rules_yaml")
+        return self
+
+
+class LookupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer_id: int = Field(gt=0, lt=2**63)
+    channel: str = Field("any", min_length=1, max_length=32)
+    candidates: list[str] | None = Field(None, max_length=100)
+    whatif: WhatIf | None = None
+
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC / name, media_type="text/html", headers=NO_STORE)
+
+
+@router.get("/explorer")
+async def explorer_page() -> FileResponse:
+    return _page("explorer.html")
+
+
+@router.get("/analytics")
+async def analytics_page() -> FileResponse:
+    return _page("analytics.html")
+
+
+@router.get("/static/{name}")
+async def asset(name: str) -> FileResponse:
+    if name not in ASSETS:  # a fixed list: no path is ever built from the request
+        raise NotFoundError(f"name: no asset {name!r}")
+    return FileResponse(STATIC / name, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/explorer/meta", dependencies=Protected)
+async def meta(runtime: Runtime) -> dict[str, Any]:
+    """Channels, actions, the live ruleset and the rule files a what-if can name."""
+    policy = runtime.components.policy
+    return {
+        "channels": ["any", *policy.catalog.channels],
+        "actions": list(policy.catalog.ids),
+        "ruleset_version": policy.ruleset.version,
+        "rule_files": sorted(explorer_data.rule_files(runtime.settings)),
+        "model_version": runtime.components.model.version,
+        "currency": policy.catalog.currency,
+    }
+
+
+@router.post("/explorer/lookup", dependencies=Protected)
+async def lookup(body: LookupRequest, runtime: Runtime) -> JSONResponse:
+    """Features, the decision (not recorded), suppressions, recent decisions and, optionally, a what-if."""
+    req = DecideRequest(customer_id=body.customer_id, channel=body.channel, candidates=body.candidates)
+    whatif = (body.whatif.rules_file, body.whatif.rules_yaml) if body.whatif else None
+    return JSONResponse(explorer_data.explore(runtime, req, whatif), headers=NO_STORE)
+
+
+@router.get("/analytics/data", dependencies=Protected)
+def analytics_data(
+    request: Request, since_days: Annotated[float, Query(gt=0, le=366)] = 7.0
+) -> JSONResponse:  # sync: a long window is read in a worker thread, decisions keep flowing
+    runtime = runtime_of(request)
+    started = time.perf_counter()
+    report = explorer_data.analytics(runtime.backends.log, runtime.components.policy.catalog, since_days)
+    body = {**report.as_dict(), "seconds": round(time.perf_counter() - started, 3)}
+    return JSONResponse(body, headers=NO_STORE)
+
+
+def standalone_analytics(data: dict[str, Any]) -> str:
+    """The analytics page as one self-contained HTML file with ``data`` embedded (``nextbest report``): the same
+    markup, styles, scripts and charts as the live page, readable offline and attachable to a ticket."""
+    import json
+    import re
+
+    page = (STATIC / "analytics.html").read_text()
+    payload = json.dumps(data, allow_nan=False).replace("</", "<\\/")  # never closes the script element early
+    page = page.replace(
+        '<link rel="stylesheet" href="static/nextbest.css">',
+        f"<style>\n{(STATIC / 'nextbest.css').read_text()}</style>",
+    )
+    page = page.replace("<script src=", f"<script>window.NEXTBEST_REPORT = {payload};</script>\n<script src=", 1)
+    return re.sub(
+        r'<script src="static/([a-z]+\.js)"></script>',
+        lambda m: f"<script>\n{(STATIC / m.group(1)).read_text()}</script>",
+        page,
+    )
