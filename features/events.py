@@ -1,6 +1,7 @@
 """Real-time events into the online store: read the view's current row, apply the event (pure
 :func:`nextbest.core.events.next_state`), push the new row. Late events are dropped, never written over newer
-state; the monotonic online store guards the same invariant against concurrent writers.
+state; the monotonic online store guards the same invariant against concurrent writers. Event times are
+compared and stored in whole seconds; events of the same second apply in the order they arrive.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ class EventWriter:
                 outcome: Outcome = "ignored_older" if ts is not None and event.ts < ts else "unchanged"
                 return PushResult(view_name, outcome, current)
             row = {**EMPTY_STATE[view_name], **(current or {}), **new}
-            frame = pd.DataFrame([{ENTITY: event.customer_id, "event_timestamp": event.timestamp, **row}])
+            # Whole seconds, the resolution the stored event time is read back at (and ``next_state`` compares):
+            # with sub-second times, an event applied here could be refused by the store as older.
+            at = event.timestamp.replace(microsecond=0)
+            frame = pd.DataFrame([{ENTITY: event.customer_id, "event_timestamp": at, **row}])
             frame = frame.astype({f.name: _PANDAS[f.dtype] for f in spec.fields})
             assert spec.push_source is not None
             self._store.push(spec.push_source, frame, to=self._mode)

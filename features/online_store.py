@@ -1,27 +1,44 @@
-"""Feast's SQLite online store with two fixes for real-time use:
+"""Feast's online stores with the fixes real-time use needs.
+
+SQLite (the embedded default):
 
 * monotonic writes: a row is only replaced by a row with the same or a newer event time, so a late event
-  (or a materialization of older batch data) never overwrites what a newer real-time event wrote. Redis
-  already behaves this way; Feast's SQLite store keeps whatever was written last;
+  (or a materialization of older batch data) never overwrites what a newer real-time event wrote; Feast's
+  SQLite store keeps whatever was written last;
 * batched writes with ``executemany`` and WAL journaling, so materialization is fast and readers in other
   processes (the service) are not blocked by a writer.
+
+Redis (scale-out): Feast's store compares event times too, but reads them in one round trip and writes in
+another, so two replicas can interleave and the older write can land last; and it drops a write whose event
+time *equals* the stored one, so of two events in the same second only the first is kept. Here each row is
+one Lua compare-and-set (atomic in Redis, same-or-newer wins, as on SQLite). The client reconnects at once
+instead of redis-py's multi-second backoff, and after a failed call fails fast for ``retry_after_s``, so a
+Redis outage costs a decision one short timeout at most and the service degrades instead of stalling.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
+from feast import utils
 from feast.feature_view import FeatureView
 from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import extract_text_and_num
+from feast.infra.online_stores.helpers import _mmh3, _redis_key, extract_text_and_num
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig, _versioned_fv_name
 from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig, _quote_id, _table_id
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from feast.utils import to_naive_utc
+from google.protobuf.timestamp_pb2 import Timestamp
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 
 class MonotonicSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
@@ -72,3 +89,117 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
             conn.executemany(sql, rows)
         if progress:
             progress(len(data))
+
+
+# Compare-and-set of one entity's row of one view. The stored event time is Feast's protobuf ``Timestamp``
+# (field 1 seconds, field 2 nanos, both varints); an older write is refused, the same or a newer one wins.
+# KEYS[1] entity key; ARGV: ts field, new seconds, new nanos, key ttl (0 = none), then field/value pairs.
+_COMPARE_AND_SET = """
+local function stamp(s)
+  local seconds, nanos, i = 0, 0, 1
+  while i <= #s do
+    local tag, value, scale, b = string.byte(s, i), 0, 1, 128
+    while b >= 128 do
+      i = i + 1
+      b = string.byte(s, i)
+      value = value + (b % 128) * scale
+      scale = scale * 128
+    end
+    i = i + 1
+    if tag == 8 then seconds = value elseif tag == 16 then nanos = value end
+  end
+  return seconds, nanos
+end
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local s, n = stamp(old)
+  local new_s, new_n = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if new_s < s or (new_s == s and new_n < n) then return 0 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
+return 1
+"""
+
+
+class MonotonicRedisOnlineStoreConfig(RedisOnlineStoreConfig):
+    type: Literal["nextbest.features.online_store.MonotonicRedisOnlineStore"] = (  # type: ignore[assignment]
+        "nextbest.features.online_store.MonotonicRedisOnlineStore"
+    )
+    retries: int = 1
+    """Immediate reconnects after a broken connection (a restarted Redis); timeouts are not retried."""
+    retry_after_s: float = 1.0
+    """After a connection error or timeout, calls fail at once for this long instead of waiting again."""
+
+
+class MonotonicRedisOnlineStore(RedisOnlineStore):
+    """Reads are Feast's; writes are atomic compare-and-sets; connection failures fail fast.
+
+    ``online_write_batch_async`` (Feast's ``push_async``) is Feast's own, without the atomic guard."""
+
+    _down_until: float = 0.0
+    _script: Any = None
+
+    def _get_client(self, online_store_config: Any) -> Any:
+        fresh = self._client is None
+        client = super()._get_client(online_store_config)
+        if fresh and hasattr(client, "set_retry"):
+            retries = getattr(online_store_config, "retries", 1)
+            client.set_retry(Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,)))
+        return client
+
+    def _guarded(self, config: RepoConfig, call: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        if now < self._down_until:
+            raise RedisConnectionError(f"Redis is unreachable (next attempt in {self._down_until - now:.1f} s)")
+        try:
+            return call()
+        except (RedisConnectionError, RedisTimeoutError):
+            self._down_until = time.monotonic() + getattr(config.online_store, "retry_after_s", 1.0)
+            raise
+
+    def _read_hash_fields(self, config: RepoConfig, commands: list[tuple[bytes, list[Any]]]) -> list[list[Any]]:
+        read = super()._read_hash_fields
+        return self._guarded(config, lambda: read(config, commands))  # type: ignore[no-any-return]
+
+    def online_write_batch(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        if config.online_store.skip_dedup:
+            write = super().online_write_batch
+            self._guarded(config, lambda: write(config, table, data, progress))
+            return
+        self._guarded(config, lambda: self._compare_and_set(config, table, data))
+        if progress:
+            progress(len(data))
+
+    def _compare_and_set(
+        self,
+        config: RepoConfig,
+        table: FeatureView,
+        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+    ) -> int:
+        """Write every row that is not older than the stored one; returns how many were written."""
+        if not data:
+            return 0
+        client = self._get_client(config.online_store)
+        if self._script is None:
+            self._script = client.register_script(_COMPARE_AND_SET)
+        view = _versioned_fv_name(table, config)
+        ts_key = f"_ts:{view}"
+        ttl = config.online_store.key_ttl_seconds or 0
+        version = config.entity_key_serialization_version
+        with client.pipeline(transaction=False) as pipe:
+            for entity_key, values, timestamp, _ in data:
+                ts = Timestamp()
+                ts.FromDatetime(utils.make_tzaware(timestamp))
+                args: list[Any] = [ts_key, ts.seconds, ts.nanos, ttl, ts_key, ts.SerializeToString()]
+                for name, value in values.items():
+                    args += [_mmh3(f"{view}:{name}"), value.SerializeToString()]
+                key = _redis_key(config.project, entity_key, entity_key_serialization_version=version)
+                self._script(keys=[key], args=args, client=pipe)
+            return sum(int(r) for r in pipe.execute())

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     decision_log_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
+    feast_project: str = Field(
+        "nextbest",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Feast project: namespaces the registry and the online-store keys (one Redis, many projects).",
+    )
     catalog_path: Path | None = None
     rules_path: Path | None = None
     rule_params_path: Path | None = None
@@ -134,6 +139,7 @@ class Settings(BaseSettings):
         return {
             "NEXTBEST_HOME": str(self.home),
             "NEXTBEST_FEAST_DIR": str(self.feast_dir),
+            "NEXTBEST_FEAST_PROJECT": self.feast_project,
             "NEXTBEST_REDIS_URL": self.redis_url,
             "NEXTBEST_REDIS_CONNECTION": _redis_connection_string(self.redis_url),
         }

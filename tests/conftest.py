@@ -9,6 +9,7 @@ import pytest
 
 from nextbest.core.catalog import ActionCatalog, load_catalog
 from nextbest.settings import Settings, load_settings
+from tests.support.servers import require_postgres
 
 PROJECT = Path(__file__).resolve().parents[1]
 TEST_CUSTOMERS = 3_000
@@ -62,3 +63,9 @@ def champion(settings: Settings, feature_store, catalog: ActionCatalog):  # type
     outcome = run_training(settings, catalog, cfg)
     mlflow.MlflowClient().set_registered_model_alias(cfg.model_name, "champion", str(outcome.version))
     return outcome
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A reachable PostgreSQL server (``NEXTBEST_TEST_POSTGRES_URL``); fails under CI=true, else skips."""
+    return require_postgres()

@@ -3,7 +3,6 @@ HTTP, bad requests get 4xx, a decision survives a restart in the log, feedback j
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,14 +11,9 @@ import pytest
 
 from nextbest.cli.walkthrough import run_walkthrough, start_service, stop_service, wait_ready
 from nextbest.settings import Settings
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

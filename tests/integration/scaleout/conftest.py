@@ -1,0 +1,119 @@
+"""Scale-out backends for real: the Feast online store on Redis (behind a TCP proxy a test can cut or
+freeze) and the decision log on PostgreSQL, on the session's small world and champion model.
+
+Every run uses a Feast project of its own (``nbtest_<random>``), so its Redis keys (suffixed with the project)
+never meet another run's, and deletes them at the end; decision-log tables get a prefix of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from nextbest.serving.runtime import DecisionRuntime, build_runtime
+from nextbest.settings import Settings, load_settings
+from tests.support.servers import free_port, require_redis
+from tests.support.tcp_proxy import TcpProxy
+
+PROJECT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_redis()
+
+
+@pytest.fixture(scope="session")
+def redis_proxy(redis_url: str) -> Iterator[TcpProxy]:
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379, free_port())
+    proxy.start()
+    yield proxy
+    proxy.thaw()
+    proxy.stop()
+
+
+@pytest.fixture
+def proxy_restored(redis_proxy: TcpProxy) -> Iterator[TcpProxy]:
+    """The proxy for a test that cuts or freezes it; it forwards again afterwards, even when the test failed."""
+    yield redis_proxy
+    redis_proxy.thaw()
+    redis_proxy.stop()
+    redis_proxy.start()
+
+
+@pytest.fixture(scope="session")
+def redis_settings(
+    redis_url: str, redis_proxy: TcpProxy, tmp_path_factory: pytest.TempPathFactory, settings: Settings, world_dir: Path
+) -> Settings:
+    """The Redis environment (through the proxy) on the session world, with the session's MLflow store."""
+    db = urlsplit(redis_url).path or "/0"
+    return load_settings(
+        home=tmp_path_factory.mktemp("redis-home"),
+        data_dir=world_dir,
+        project_dir=PROJECT,
+        environment="redis",
+        redis_url=f"redis://127.0.0.1:{redis_proxy.port}{db}",
+        feast_project=f"nbtest_{uuid.uuid4().hex[:12]}",
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_store(redis_settings: Settings, redis_url: str, as_of: datetime) -> Iterator[Any]:
+    """The repository applied and the world materialized into Redis; the project's keys are deleted after."""
+    import redis
+
+    from nextbest.features.store import apply, materialize, open_store
+
+    apply(redis_settings)
+    materialize(redis_settings, end=as_of)
+    store = open_store(redis_settings)
+    yield store
+    client = redis.Redis.from_url(redis_url)
+    pattern = b"*" + redis_settings.feast_project.encode()
+    for batch in _chunks(client.scan_iter(match=pattern, count=1000), 500):
+        client.delete(*batch)
+    assert not list(client.scan_iter(match=pattern)), "keys of the test project are left in Redis"
+    client.close()
+
+
+def _chunks(items: Any, size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@pytest.fixture(scope="session")
+def log_url(postgres_url: str) -> Iterator[str]:
+    """A decision log of its own on the shared test database (tables with a random prefix, dropped after)."""
+    import psycopg
+
+    prefix = f"t{uuid.uuid4().hex[:12]}_"
+    yield f"{postgres_url}?table_prefix={prefix}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {prefix}feedback, {prefix}decisions")
+
+
+@pytest.fixture(scope="module")
+def service_settings(log_url: str, redis_settings: Settings) -> Settings:
+    """The scale-out service: features from Redis, decisions and feedback in PostgreSQL."""
+    return redis_settings.model_copy(update={"decision_log_url": log_url})
+
+
+@pytest.fixture(scope="module")
+def runtime(service_settings: Settings, redis_store: Any, champion: Any) -> Iterator[DecisionRuntime]:
+    rt = build_runtime(service_settings)
+    yield rt
+    rt.backends.log.close()
