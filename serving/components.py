@@ -35,6 +35,15 @@ def _fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The live policy and model as one request sees them: taken once per request (:meth:`Components.snapshot`)
+    and passed down, so a reload in the middle of a request cannot mix versions within it."""
+
+    policy: DecisionPolicy
+    model: LoadedModel
+
+
 @dataclass
 class ReloadStatus:
     loaded_at: float = 0.0
@@ -61,6 +70,11 @@ class Components:
         self._files_fingerprint = _fingerprint(self.files)
         self.policy_status.loaded_at = time.time()
         self.model = load_serving_model(self.settings) if self.load_model else LoadedModel(None, None, "none")
+
+    def snapshot(self) -> Snapshot:
+        """The live (policy, model) pair; each is swapped by one reference assignment, so both reads see
+        whole versions."""
+        return Snapshot(self.policy, self.model)
 
     @property
     def files(self) -> list[Path]:

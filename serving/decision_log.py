@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from nextbest.errors import ConfigError, DataError, NotFoundError
 from nextbest.serving.log_sql import (
+    ACTIVITY_COLUMNS,
     DECISION_COLUMNS,
     decode_decision,
     dumps,
@@ -72,6 +73,7 @@ class DecisionRecord:
     scores: list[dict[str, Any]] = field(default_factory=list)
     rule_hits: list[dict[str, Any]] = field(default_factory=list)
     response: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)  # the request's context, as rules saw it
 
 
 @dataclass(frozen=True)
@@ -281,6 +283,44 @@ class DecisionLog(ABC):
                 return
             left -= len(page)
             cursor = (records[-1].created_at, records[-1].decision_id)
+
+    def activity(self, since: float, until: float | None = None, *, page_size: int = 5000) -> Iterator[dict[str, Any]]:
+        """Decisions created in ``[since, until)``, oldest first, as ``ACTIVITY_COLUMNS`` dicts (no features or
+        scores; feedback aggregated: a 0/1 flag per type, conversion events as ``orders`` and their revenue).
+        Read in pages, so analytics over a long window never holds it in memory or in one transaction."""
+        cursor: tuple[float, str] = (float(since), "")
+        end = math.inf if until is None else float(until)
+        while True:
+
+            def op(cur: Any, after: tuple[float, str] = cursor) -> list[Any]:
+                cur.execute(self._sql["activity_window"], (float(since), end, after[0], after[0], after[1], page_size))
+                return list(cur.fetchall())
+
+            page = [self._activity(row) for row in self._run(op)]
+            yield from page
+            if len(page) < page_size:
+                return
+            cursor = (page[-1]["created_at"], page[-1]["decision_id"])
+
+    def customer_activity(self, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
+        """The customer's latest ``limit`` decisions, newest first, in the format of :meth:`activity`."""
+
+        def op(cur: Any) -> list[Any]:
+            cur.execute(self._sql["activity_customer"], (int(customer_id), int(limit)))
+            return list(cur.fetchall())
+
+        return [self._activity(row) for row in self._run(op)]
+
+    @staticmethod
+    def _activity(row: Any) -> dict[str, Any]:
+        out = dict(zip(ACTIVITY_COLUMNS, row, strict=True))
+        out["customer_id"], out["created_at"] = int(out["customer_id"]), float(out["created_at"])
+        out["probability"], out["revenue"] = float(out["probability"]), float(out["revenue"])
+        for name in ("explored", "control", "degraded", "impression", "click", "conversion", "dismissed"):
+            out[name] = bool(out[name])
+        out["orders"] = int(out["orders"])
+        out["rule_hits"] = loads(out["rule_hits"]) or []
+        return out
 
     def counts(self) -> dict[str, int]:
         def op(cur: Any) -> Any:

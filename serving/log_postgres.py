@@ -23,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from nextbest.errors import DataError, UnavailableError
 from nextbest.serving.decision_log import DEFAULT_PREFIX, DecisionLog, one_line
+from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
 RETRY_CONNECT_AFTER_S = 1.0
@@ -59,8 +60,11 @@ class PostgresDecisionLog(DecisionLog):
                 "action TEXT NOT NULL, action_channel TEXT, probability DOUBLE PRECISION NOT NULL, "
                 "explored BOOLEAN NOT NULL, control BOOLEAN NOT NULL, degraded BOOLEAN NOT NULL, reason TEXT, "
                 "model_version TEXT, ruleset_version TEXT, catalog_version TEXT, feature_service TEXT, "
-                "features JSONB NOT NULL, scores JSONB NOT NULL, rule_hits JSONB NOT NULL, response JSONB NOT NULL)"
+                "features JSONB NOT NULL, scores JSONB NOT NULL, rule_hits JSONB NOT NULL, response JSONB NOT NULL, "
+                "context JSONB NOT NULL DEFAULT '{}'::jsonb)"
             )
+            for name, _, pg_type in ADDED_DECISION_COLUMNS:  # a log created by an older version
+                cur.execute(f"ALTER TABLE {d} ADD COLUMN IF NOT EXISTS {name} {pg_type}")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_customer ON {d} (customer_id, created_at)")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
             cur.execute(

@@ -12,16 +12,31 @@ import math
 from datetime import date, datetime
 from typing import Any
 
+from pydantic_core import to_json
+
 DECISION_COLUMNS: tuple[str, ...] = (
     "decision_id", "request_id", "customer_id", "created_at", "channel", "action", "action_channel",
     "probability", "explored", "control", "degraded", "reason", "model_version", "ruleset_version",
-    "catalog_version", "feature_service", "features", "scores", "rule_hits", "response",
+    "catalog_version", "feature_service", "features", "scores", "rule_hits", "response", "context",
 )  # fmt: skip
 FEEDBACK_COLUMNS: tuple[str, ...] = (
     "feedback_id", "decision_id", "customer_id", "created_at", "type", "revenue", "payload",
 )  # fmt: skip
-JSON_COLUMNS = ("features", "scores", "rule_hits", "response")
+JSON_COLUMNS = ("features", "scores", "rule_hits", "response", "context")
+#: Columns added after the first release: (name, SQLite type, PostgreSQL type); both backends add them to an
+#: existing table at start-up, with a default, so older rows and older writers keep working.
+ADDED_DECISION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("context", "TEXT NOT NULL DEFAULT '{}'", "JSONB NOT NULL DEFAULT '{}'::jsonb"),
+)
+#: What analytics and the decision explorer read per decision (no features or scores): metadata, the action
+#: arbitration chose, rule hits and the feedback aggregated (flags per type, conversion events and revenue).
+ACTIVITY_COLUMNS: tuple[str, ...] = (
+    "decision_id", "customer_id", "created_at", "channel", "action", "action_channel", "probability", "explored",
+    "control", "degraded", "reason", "model_version", "ruleset_version", "greedy_action", "rule_hits",
+    "impression", "click", "conversion", "dismissed", "orders", "revenue",
+)  # fmt: skip
 BOOL_COLUMNS = ("explored", "control", "degraded")
+_IN_COLUMNS = "_in_columns"  # keys of a stored response that live in other columns (see _slim_response)
 
 
 def statements(d: str, f: str) -> dict[str, str]:
@@ -63,6 +78,15 @@ def statements(d: str, f: str) -> dict[str, str]:
         f"FROM (SELECT {cols} FROM {d} WHERE created_at >= ? AND created_at <= ? "
         "AND (created_at < ? OR decision_id < ?) ORDER BY created_at DESC, decision_id DESC LIMIT ?) w "
         "ORDER BY w.created_at DESC, w.decision_id DESC",
+        # Analytics: one page of a window, oldest first after a (created_at, decision_id) cursor.
+        "activity_window": _activity(
+            d,
+            f,
+            "created_at >= ? AND created_at < ? AND (created_at > ? OR (created_at = ? AND decision_id > ?))",
+            "created_at, decision_id",
+        ),
+        # The explorer: a customer's latest decisions.
+        "activity_customer": _activity(d, f, "customer_id = ?", "created_at DESC, decision_id DESC"),
     }
 
 
@@ -72,21 +96,71 @@ def encode_decision(v: dict[str, Any]) -> tuple[Any, ...]:
             v["action"], v["action_channel"], float(v["probability"]), bool(v["explored"]), bool(v["control"]),
             bool(v["degraded"]), v["reason"], v["model_version"], v["ruleset_version"], v["catalog_version"],
             v["feature_service"], dumps(v["features"]), dumps(v["scores"]), dumps(v["rule_hits"]),
-            dumps(v["response"]))  # fmt: skip
+            dumps(_slim_response(v)), dumps(v.get("context") or {}))  # fmt: skip
 
 
 def decode_decision(row: Any) -> dict[str, Any]:
     values = dict(zip(DECISION_COLUMNS, row, strict=True))
     for name in JSON_COLUMNS:
         values[name] = loads(values[name])
+    values["context"] = values["context"] or {}
+    values["response"] = _full_response(values)
     for name in BOOL_COLUMNS:
         values[name] = bool(values[name])
     values["customer_id"] = int(values["customer_id"])
     return values
 
 
+def _slim_response(v: dict[str, Any]) -> Any:
+    """The response without the lists the row already holds in ``scores`` and ``rule_hits`` (the service builds
+    them from the same objects): about half of a decision's bytes. Stored whole otherwise (e.g. replayed from
+    the spool). The dropped keys are listed under ``_in_columns``, so :func:`_full_response` restores exactly
+    those; rows stored whole (and rows of older versions) read back unchanged."""
+    response, scores, hits = v["response"], v["scores"], v["rule_hits"]
+    if not isinstance(response, dict):
+        return response
+    drop = set()
+    if response.get("candidates") is scores:
+        drop.add("candidates")
+    shadow, suppressed = response.get("shadow"), response.get("suppressed")
+    if (
+        isinstance(shadow, list)
+        and isinstance(suppressed, list)
+        and len(hits) == len(shadow) + len(suppressed)
+        and all(h is s for h, s in zip(hits, shadow, strict=False))
+        and all(
+            type(h) is dict and h.get("suppressed") is s for h, s in zip(hits[len(shadow) :], suppressed, strict=True)
+        )
+    ):
+        drop |= {"shadow", "suppressed"}
+    if not drop:
+        return response
+    return {**{k: x for k, x in response.items() if k not in drop}, _IN_COLUMNS: sorted(drop)}
+
+
+def _full_response(values: dict[str, Any]) -> Any:
+    response = values["response"]
+    if not isinstance(response, dict) or _IN_COLUMNS not in response:
+        return response
+    out = dict(response)
+    dropped, hits = out.pop(_IN_COLUMNS), values["rule_hits"] or []
+    if "candidates" in dropped:
+        out["candidates"] = values["scores"]
+    if "shadow" in dropped:
+        out["shadow"] = [h for h in hits if "suppressed" not in h]
+        out["suppressed"] = [h["suppressed"] for h in hits if "suppressed" in h]
+    return out
+
+
 def dumps(obj: Any) -> str:
-    """Compact JSON; NumPy scalars become numbers and non-finite floats null (JSON, and JSONB, have no NaN)."""
+    """Compact JSON; NumPy scalars become numbers and non-finite floats null (JSON, and JSONB, have no NaN).
+
+    Encoded by pydantic-core (Rust, about 3x faster than ``json`` on a decision's scores: this is on the
+    path of every decision); anything it cannot encode takes the ``json`` path, which names the bad type."""
+    try:
+        return to_json(obj, fallback=_default, inf_nan_mode="null").decode()
+    except Exception:
+        pass
     try:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_default)
     except ValueError:
@@ -141,4 +215,31 @@ def _contacts(d: str, f: str, served: str, delivered_only: bool) -> str:
         f"FROM {f} f JOIN {d} d ON d.decision_id = f.decision_id WHERE f.customer_id = ? AND {served} "
         "AND d.action <> ? "
         "GROUP BY d.decision_id, d.created_at, d.action, d.action_channel, f.type"
+    )
+
+
+def _activity(d: str, f: str, where: str, order: str) -> str:
+    """``ACTIVITY_COLUMNS`` of the decisions matching ``where`` (first ``?`` rows in ``order``, the page cut
+    first so feedback is aggregated for the page only). ``->>`` reads JSON text in SQLite and PostgreSQL alike."""
+    cols = ("decision_id", "customer_id", "created_at", "channel", "action", "action_channel", "probability",
+            "explored", "control", "degraded", "reason", "model_version", "ruleset_version")  # fmt: skip
+    flag = "MAX(CASE WHEN x.type = '{}' THEN 1 ELSE 0 END)"
+    page = (
+        f"SELECT {', '.join(cols)}, response ->> 'greedy_action' AS greedy_action, rule_hits FROM {d} "
+        f"WHERE {where} ORDER BY {order} LIMIT ?"
+    )
+    feedback = (
+        f"SELECT x.decision_id, {flag.format('impression')} AS impression, {flag.format('click')} AS click, "
+        f"{flag.format('conversion')} AS conversion, {flag.format('dismissed')} AS dismissed, "
+        "SUM(CASE WHEN x.type = 'conversion' THEN 1 ELSE 0 END) AS orders, "
+        "SUM(CASE WHEN x.type = 'conversion' THEN COALESCE(x.revenue, 0) ELSE 0 END) AS revenue "
+        f"FROM {f} x JOIN w ON w.decision_id = x.decision_id GROUP BY x.decision_id"
+    )
+    out = ", ".join(f"w.{c}" for c in (*cols, "greedy_action", "rule_hits"))
+    sums = ", ".join(
+        f"COALESCE(a.{c}, 0)" for c in ("impression", "click", "conversion", "dismissed", "orders", "revenue")
+    )
+    return (
+        f"WITH w AS ({page}) SELECT {out}, {sums} FROM w LEFT JOIN ({feedback}) a ON a.decision_id = w.decision_id "
+        f"ORDER BY {', '.join('w.' + o.strip() for o in order.split(','))}"
     )

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from nextbest.errors import DataError, UnavailableError
 from nextbest.serving.decision_log import DEFAULT_PREFIX, DecisionLog, one_line
+from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -52,8 +53,16 @@ class SqliteDecisionLog(DecisionLog):
             "action_channel TEXT, probability REAL NOT NULL, explored INTEGER NOT NULL, control INTEGER NOT NULL, "
             "degraded INTEGER NOT NULL, reason TEXT, model_version TEXT, ruleset_version TEXT, catalog_version TEXT, "
             "feature_service TEXT, features TEXT NOT NULL, scores TEXT NOT NULL, rule_hits TEXT NOT NULL, "
-            "response TEXT NOT NULL)"
+            "response TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}')"
         )
+        have = {row[1] for row in cur.execute(f"PRAGMA table_info({d})").fetchall()}
+        for name, sqlite_type, _ in ADDED_DECISION_COLUMNS:  # a log created by an older version
+            if name not in have:
+                try:
+                    cur.execute(f"ALTER TABLE {d} ADD COLUMN {name} {sqlite_type}")
+                except sqlite3.OperationalError as exc:  # another worker added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_customer ON {d} (customer_id, created_at)")
         cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
         cur.execute(

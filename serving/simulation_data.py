@@ -96,6 +96,7 @@ def _row(
         reward=outcome.revenue - float(scores[rec.action]["cost"]),
         greedy_action=rec.response.get("greedy_action"),
         costs=costs,
+        context=rec.context,
     )
 
 
@@ -126,7 +127,6 @@ def rows_from_log(
         version = rec.ruleset_version or "unknown"
         out.versions[version] = out.versions.get(version, 0) + 1
         out.rows.append(_row(rec, outcome, catalog, history, margin(rec.model_version)))
-    out.notes.append("the request context is not in the decision log: rules reading request.context see an empty map")
     return out
 
 

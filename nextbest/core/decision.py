@@ -176,20 +176,14 @@ class DecisionPolicy:
         served: Served,
     ) -> Decision:
         """The result object for row ``row`` of ``scores`` (shared by single and batch decisioning)."""
-        order = rank(scores.net_value[row : row + 1], eligible[None, :])[0]
+        order = rank(scores.net_value[row : row + 1], eligible[None, :])[0].tolist()
+        # Python scalars in one conversion per array (the per-request path: no per-element numpy indexing)
+        ok = eligible.tolist()
+        p, u, v = scores.propensity[row].tolist(), scores.uplift[row].tolist(), scores.value[row].tolist()
+        c, lv, net = scores.cost[row].tolist(), scores.lever[row].tolist(), scores.net_value[row].tolist()
         ranked = tuple(
-            CandidateScore(
-                action=cands[k],
-                rank=r + 1,
-                eligible=bool(eligible[k]),
-                propensity=float(scores.propensity[row, k]),
-                uplift=float(scores.uplift[row, k]),
-                value=float(scores.value[row, k]),
-                cost=float(scores.cost[row, k]),
-                lever=float(scores.lever[row, k]),
-                net_value=float(scores.net_value[row, k]),
-            )
-            for r, k in enumerate(order.tolist())
+            CandidateScore(cands[k], r + 1, bool(ok[k]), p[k], u[k], v[k], c[k], lv[k], net[k])
+            for r, k in enumerate(order)
         )
         return Decision(
             decision_id=request.decision_id,
@@ -246,8 +240,11 @@ def _scores(values: np.ndarray, k: int, name: str) -> np.ndarray:
 def _suppressions(rules: RuleEvaluation) -> tuple[Suppression, ...]:
     """Suppressed actions in candidate order, each with every enforcing rule that hit it."""
     by_action = rules.suppressions()
-    return tuple(
-        Suppression(a, tuple(h.rule_id for h in by_action[a]), tuple(h.message for h in by_action[a]))
-        for a in rules.action_ids
-        if a in by_action
-    )
+    if not by_action:
+        return ()
+    out = []
+    for a in rules.action_ids:
+        hits = by_action.get(a)
+        if hits:
+            out.append(Suppression(a, tuple([h.rule_id for h in hits]), tuple([h.message for h in hits])))
+    return tuple(out)

@@ -76,17 +76,28 @@ class BatchDecisions:
         return out
 
     def _explanations(self) -> list[str]:
+        """Rows share few distinct patterns of hits (consent and ticket combinations), so the text is built
+        once per distinct pattern and mapped back to the rows."""
         r = self.rules
         enforce_suppress = np.array([r.rules[i].mode == "enforce" and r.rules[i].suppress for i in r.pair_rule], bool)
         hits = r.fired & enforce_suppress[None, :] if len(enforce_suppress) else r.fired
-        out = [""] * len(self)
-        for i in np.flatnonzero(hits.any(axis=1)):
-            per_action: dict[str, list[str]] = {}
-            for p in np.flatnonzero(hits[i]):
-                action = self.candidates[int(r.pair_candidate[p])]
-                per_action.setdefault(action, []).append(r.rules[int(r.pair_rule[p])].id)
-            out[i] = ";".join(f"{a}:{','.join(ids)}" for a, ids in per_action.items())
-        return out
+        out = np.full(len(self), "", dtype=object)
+        rows = np.flatnonzero(hits.any(axis=1))
+        if rows.size:
+            packed = np.ascontiguousarray(np.packbits(hits[rows], axis=1))
+            keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            texts = np.array([self._explain(hits[rows[j]]) for j in first], dtype=object)
+            out[rows] = texts[inverse.ravel()]
+        return list(out)
+
+    def _explain(self, row_hits: np.ndarray) -> str:
+        r = self.rules
+        per_action: dict[str, list[str]] = {}
+        for p in np.flatnonzero(row_hits):
+            action = self.candidates[int(r.pair_candidate[p])]
+            per_action.setdefault(action, []).append(r.rules[int(r.pair_rule[p])].id)
+        return ";".join(f"{a}:{','.join(ids)}" for a, ids in per_action.items())
 
 
 def decide_batch(

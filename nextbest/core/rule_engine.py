@@ -14,7 +14,7 @@ on its own, so one broken rule never affects another; its ``on_error`` then deci
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,7 @@ class Plan:
     history: HistoryPaths = None
     request: tuple[str, ...] | None = None
     programs: dict[Any, cel.Program] = field(default_factory=dict)  # fallback and batch programs, by key
+    collector: Collector | None = None  # built on first use (single-request evaluation only)
 
     def context(self, features: Mapping[str, Any], request: RequestInfo, history: Mapping[str, Any]) -> cel.Context:
         values: dict[str, Any] = {}
@@ -74,6 +75,20 @@ class Plan:
         if "history" in self.variables:
             values["history"] = history_values(history, self.history)
         return cel.Context(values)
+
+
+# A pair that can fire: (position in plan order, candidate position, rule index, hit when the element is true
+# (or always, for pairs without a dynamic part), state, static error)
+_Pair = tuple[int, int, int, RuleHit, int, str | None]
+
+
+@dataclass
+class Collector:
+    """A plan's pairs indexed by element, with their hits made once: a request then only looks at the
+    elements that did not evaluate to false (most do) instead of every (rule, candidate) pair."""
+
+    always: list[_Pair]  # pairs without a dynamic part: they fire whatever the request
+    by_element: list[list[_Pair]]
 
 
 class RuleEngine:
@@ -209,7 +224,7 @@ class RuleEngine:
         results: Sequence[object] = ()
         if plan.program is not None:
             results = self.run(plan, plan.context(features, request, history))
-        return self._collect(candidates, plan.rules, results)
+        return self._collect_fast(candidates, plan, results)
 
     def run(self, plan: Plan, ctx: cel.Context) -> Sequence[object]:
         """Element values of a plan (True, False, or a failure/non-bool for elements that could not be
@@ -252,16 +267,66 @@ class RuleEngine:
         except Exception as exc:
             return Failure(first_line(str(exc)))
 
+    def _collector(self, candidates: tuple[str, ...], plan: Plan) -> Collector:
+        collector = Collector([], [[] for _ in plan.sources])
+        position = 0
+        for r, pairs in plan.rules:
+            rule = self.rules[r]
+            for k, state, static_error, e in pairs:
+                error = static_error if e < 0 or state != TRUE else None
+                hit = RuleHit(rule.id, candidates[k], rule.effect, rule.message, rule.mode, error, rule.lever)
+                pair = (position, k, r, hit, state, static_error)
+                (collector.always if e < 0 else collector.by_element[e]).append(pair)
+                position += 1
+        return collector
+
+    def _collect_fast(self, candidates: tuple[str, ...], plan: Plan, results: Sequence[object]) -> RuleEvaluation:
+        """:meth:`_collect` over the elements that fired only; same hits, same order, same arrays."""
+        collector = plan.collector
+        if collector is None:
+            collector = plan.collector = self._collector(candidates, plan)
+        fired: list[tuple[int, int, int, RuleHit]] = [(p, k, r, hit) for p, k, r, hit, _, _ in collector.always]
+        by_element = collector.by_element
+        for e, value in enumerate(results):
+            if value is False:
+                continue
+            for p, k, r, hit, state, _ in by_element[e]:
+                if value is not True and state == TRUE:  # the condition erred for this request
+                    rule = self.rules[r]
+                    hit = RuleHit(rule.id, hit.action_id, rule.effect, rule.message, rule.mode, error_text(value),
+                                  rule.lever)  # fmt: skip
+                fired.append((p, k, r, hit))
+        fired.sort()
+        return self._evaluation(candidates, ((k, r, hit) for _, k, r, hit in fired))
+
+    def _evaluation(self, candidates: tuple[str, ...], fired: Iterable[tuple[int, int, RuleHit]]) -> RuleEvaluation:
+        """Apply the hits that fired, in rule order: (candidate index, rule index, hit) each."""
+        n = len(candidates)
+        suppressed, lever = [False] * n, [1.0] * n
+        hits: list[RuleHit] = []
+        skipped: list[RuleHit] = []
+        for k, r, hit in fired:
+            rule = self.rules[r]
+            if hit.error is not None and rule.on_error == "skip":
+                skipped.append(hit)
+                continue
+            hits.append(hit)
+            if rule.mode == "enforce":
+                if rule.suppress:
+                    suppressed[k] = True
+                else:
+                    lever[k] *= rule.lever
+        return RuleEvaluation(
+            candidates, np.array(suppressed, bool), np.array(lever), tuple(hits), tuple(skipped), self.version
+        )
+
     def _collect(
         self,
         candidates: tuple[str, ...],
         plan_rules: list[tuple[int, list[tuple[int, int, str | None, int]]]],
         results: Sequence[object],
     ) -> RuleEvaluation:
-        n = len(candidates)
-        suppressed, lever = [False] * n, [1.0] * n
-        hits: list[RuleHit] = []
-        skipped: list[RuleHit] = []
+        fired: list[tuple[int, int, RuleHit]] = []
         for r, pairs in plan_rules:
             rule = self.rules[r]
             for k, state, static_error, e in pairs:
@@ -273,18 +338,8 @@ class RuleEngine:
                     if state == TRUE:
                         error = None if value is True else error_text(value)
                 hit = RuleHit(rule.id, candidates[k], rule.effect, rule.message, rule.mode, error, rule.lever)
-                if error is not None and rule.on_error == "skip":
-                    skipped.append(hit)
-                    continue
-                hits.append(hit)
-                if rule.mode == "enforce":
-                    if rule.suppress:
-                        suppressed[k] = True
-                    else:
-                        lever[k] *= rule.lever
-        return RuleEvaluation(
-            candidates, np.array(suppressed, bool), np.array(lever), tuple(hits), tuple(skipped), self.version
-        )
+                fired.append((k, r, hit))
+        return self._evaluation(candidates, fired)
 
     def evaluate_naive(
         self,

@@ -10,7 +10,7 @@ makes a shared model learn them from tens of thousands of rows instead of millio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,10 @@ class ActionDescriptors:
     promo: tuple[float, ...]
     contact: tuple[float, ...]
     consent_column: tuple[int, ...]  # column of the customer's opt-in for the action's channel; -1 when none
+    # per candidate tuple: (descriptor rows (K, width) with "reachable" = 1, positions needing consent, columns)
+    _templates: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_catalog(cls, catalog: ActionCatalog, feature_names: Sequence[str]) -> ActionDescriptors:
@@ -68,10 +72,30 @@ class ActionDescriptors:
         return np.hstack([X, self.columns(X, codes)])
 
     def stacked(self, X: np.ndarray, actions: Sequence[str]) -> np.ndarray:
-        """Every row of X once per action (action-major): the S-learner's scoring matrix."""
-        n = X.shape[0]
-        codes = np.repeat(np.array([self.action_ids.index(a) for a in actions], dtype=np.int64), n)
-        return self.design(np.tile(X, (len(actions), 1)), codes)
+        """Every row of X once per action (action-major): the S-learner's scoring matrix, equal to
+        ``design(tile(X), codes)`` but written in place from a per-candidate-set template (the serving path
+        calls this once per request)."""
+        template, needs, consent = self._template(tuple(actions))
+        k, (n, f) = len(template), X.shape
+        out = np.empty((k, n, f + len(NAMES)), dtype=np.float64)
+        out[:, :, :f] = X
+        out[:, :, f:] = template[:, None, :]
+        if needs.size:
+            out[needs, :, f + 4] = (X[:, consent] == 1).T
+        return out.reshape(k * n, f + len(NAMES))
+
+    def _template(self, actions: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found = self._templates.get(actions)
+        if found is None:
+            codes = np.array([self.action_ids.index(a) for a in actions], dtype=np.int64)
+            attrs = (np.asarray(v, dtype=np.float64)[codes] for v in (self.discount, self.promo, self.contact))
+            template = np.column_stack([codes, *attrs, np.ones(len(codes))]).astype(np.float64)
+            consent = np.asarray(self.consent_column, dtype=np.int64)[codes]
+            needs = np.flatnonzero(consent >= 0)
+            if len(self._templates) >= 64:
+                self._templates.clear()
+            found = self._templates[actions] = (template, needs, consent[needs])
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -150,7 +150,8 @@ def served(settings: Settings, champion: Any, tmp_path_factory: pytest.TempPathF
     rng = np.random.default_rng(3)
     decisions = []
     for customer in range(1, 301):
-        d = runtime.decide(DecideRequest(customer_id=customer, channel="any"))
+        context = {"page": "cart"} if customer % 3 == 0 else {}
+        d = runtime.decide(DecideRequest(customer_id=customer, channel="any", context=context))
         converted = rng.random() < 0.15
         fb = FeedbackRequest(decision_id=d.decision_id, type="conversion" if converted else "impression",
                              revenue=float(rng.integers(20, 90)) if converted else None)  # fmt: skip
@@ -189,6 +190,22 @@ def test_simulate_replays_the_log_and_writes_the_report(
         "model",
     }
     assert f"{promos:,} decisions" in out and "Estimated change in net value" in out and "simulation.html" in out
+
+
+def test_replay_sees_the_logged_request_context(served: dict[str, Any]) -> None:
+    from nextbest.core.catalog import load_catalog
+    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.serving.simulation_data import rows_from_log
+
+    log_ = open_decision_log(served["env"]["NEXTBEST_DECISION_LOG_URL"])
+    try:
+        rows = rows_from_log(log_, load_catalog(PROJECT / "catalog" / "actions.yaml"), since=0).rows
+    finally:
+        log_.close()
+    assert rows and {r.decision_id for r in rows} <= {d.decision_id for d in served["decisions"]}
+    assert {r.customer_id for r in rows if r.context == {"page": "cart"}} == {
+        r.customer_id for r in rows if r.customer_id % 3 == 0
+    }
 
 
 def test_simulate_on_sampled_customers_is_model_based(
