@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export NEXTBEST_HOME ?= $(CURDIR)/.nextbest
 CUSTOMERS ?= 20000
 
-.PHONY: install demo test lint format typecheck bench mlflow-run stop clean
+.PHONY: install browser demo test lint format typecheck bench mlflow-run stop clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nextbest demo --customers $(CUSTOMERS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Debian's chromium for the explorer's browser test (driven by Playwright; no browser download).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -33,9 +39,13 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Every script in benchmarks/ (each measures its references in the same run; policy_quality and training_dask
+# take several minutes). benchmarks/http_decide.py drives the service with wrk, installed here when missing.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/online_features.py
-	$(BIN)/python benchmarks/rules.py
+	@command -v wrk >/dev/null || { echo "installing wrk for benchmarks/http_decide.py"; \
+		export DEBIAN_FRONTEND=noninteractive; $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }; }
+	@for script in benchmarks/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # An MLproject entry point in this environment, tracked in the same store: make mlflow-run ENTRY=train
 ENTRY ?= train
@@ -48,3 +58,20 @@ stop: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .nextbest .pytest_cache
+
+# MLflow tracking + registry server on PostgreSQL (the scale-out store; docs/deploy.md). Create the database
+# first (createdb mlflow), then point nextbest at the server: NEXTBEST_MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+# Artifacts are proxied by the server (clients need no shared disk) into MLFLOW_ARTIFACTS.
+MLFLOW_BACKEND ?= postgresql+psycopg://postgres@127.0.0.1:5432/mlflow
+MLFLOW_ARTIFACTS ?= $(NEXTBEST_HOME)/mlflow-artifacts
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+.PHONY: mlflow-server bento
+mlflow-server: $(STAMP)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server --backend-store-uri "$(MLFLOW_BACKEND)" \
+		--artifacts-destination "$(MLFLOW_ARTIFACTS)" --serve-artifacts --workers 1 \
+		--host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
+
+# A deployable Bento with the registry's champion: make bento [ARGS="--model 7 --bento-version 2026.12.1"]
+bento: $(STAMP)
+	$(BIN)/nextbest build $(ARGS)

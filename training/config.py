@@ -44,7 +44,7 @@ class TrainConfig(BaseModel):
     )
     early_stopping_rounds: int = Field(50, ge=5)
     crossfit_folds: int = Field(2, ge=2, le=10, description="Folds for the DR-learner's nuisance models.")
-    min_rows_per_action: int = Field(100, ge=1)
+    min_rows_per_action: int = Field(100, ge=0)
     calibrate: bool = True
     seed: int = 0
     threads: int = Field(2, ge=1)

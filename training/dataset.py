@@ -106,6 +106,11 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
     few = {a: int(counts.get(a, 0)) for a in catalog.ids if counts.get(a, 0) < min_rows}
     if few:
         raise DataError(f"{where}: too few rows per action (need {min_rows}): {few}")
+    if catalog.control not in counts or counts[catalog.control] == 0:
+        raise DataError(f"{where}: no rows for the control action {catalog.control!r}: uplift needs a baseline")
+    unseen = [a for a in catalog.ids if counts.get(a, 0) == 0]
+    if unseen:
+        notes.append(f"no rows for {', '.join(unseen)}: learned only through the action descriptors (S-learner)")
     return notes
 
 

@@ -50,6 +50,10 @@ class RoundResult:
     gate: str = ""
     promoted: bool = False
     seconds: float = 0.0
+    # The greedy policies (no exploration, same guardrails) of the serving champion and of the challenger
+    # retrained after the round, valued on the round's customers by the ground truth: was the gate right?
+    champion_policy_value: float | None = None
+    challenger_policy_value: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -101,6 +105,16 @@ def weak_start(settings: Settings, catalog: ActionCatalog, cfg: LoopConfig, say:
     return int(outcome.version or 0)
 
 
+@dataclass(frozen=True)
+class RoundLog:
+    """What the loop needs to value other policies on a round's customers: the served decisions' ids, the
+    truth rows of their customers and which actions the guardrails allowed."""
+
+    decision_ids: list[str]
+    truth_rows: np.ndarray
+    eligible: np.ndarray
+
+
 def play_round(
     client: httpx.Client,
     truth: GroundTruth,
@@ -108,9 +122,10 @@ def play_round(
     customers: list[int],
     cfg: LoopConfig,
     rng: np.random.Generator,
-) -> tuple[RoundResult, int]:
+    advance: Callable[[int], None] | None = None,
+) -> tuple[RoundResult, RoundLog]:
     """Decide for ``customers``, draw their outcomes from the truth and send feedback; returns the round's
-    true figures (before retraining) and the number of feedback items recorded."""
+    true figures (before retraining) and its decisions."""
     decisions: list[dict[str, Any]] = []
     for start in range(0, len(customers), cfg.batch_size):
         chunk = customers[start : start + cfg.batch_size]
@@ -118,6 +133,8 @@ def play_round(
         response = client.post("/decide/batch", json=body)
         response.raise_for_status()
         decisions.extend(response.json()["decisions"])
+        if advance is not None:
+            advance(len(chunk))
     rows = truth.rows([d["customer_id"] for d in decisions])
     chosen = np.array([catalog.index[d["action"]] for d in decisions])
     eligible = np.zeros((len(decisions), len(catalog.ids)), dtype=bool)
@@ -139,11 +156,11 @@ def play_round(
             items.append(
                 {"decision_id": d["decision_id"], "type": "conversion", "revenue": round(float(revenue[i]), 2)}
             )
-    recorded = 0
     for start in range(0, len(items), 5_000):
         response = client.post("/feedback/batch", json={"items": items[start : start + 5_000]})
         response.raise_for_status()
-        recorded += sum(r["recorded"] for r in response.json()["results"])
+        if not all(r["recorded"] for r in response.json()["results"]):
+            raise RuntimeError("the service did not record every feedback item of the round")
     result = RoundResult(
         round=0,
         decisions=len(decisions),
@@ -157,19 +174,53 @@ def play_round(
         degraded_share=float(np.mean([d["degraded"] for d in decisions])),
         conversions=int(converted.sum()),
     )
-    return result, recorded
+    return result, RoundLog([d["decision_id"] for d in decisions], rows, eligible)
+
+
+def greedy_values(
+    settings: Settings, catalog: ActionCatalog, truth: GroundTruth, played: RoundLog, versions: list[str | None]
+) -> list[float | None]:
+    """True value of each model version's greedy policy under the round's guardrails, on the features the
+    round's decisions were served with (read back from the decision log)."""
+    from nextbest.core.arbitration import choose
+    from nextbest.model.registry import load_version
+    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.training.dataset import from_decision_log
+    from nextbest.training.evaluation import score
+
+    assert settings.decision_log_url is not None
+    wanted = set(played.decision_ids)
+    with open_decision_log(settings.decision_log_url) as log:
+        rows = [r for r in log.training_rows() if r["decision_id"] in wanted and not r["degraded"]]
+    if not rows:
+        return [None for _ in versions]
+    ds = from_decision_log(rows, catalog, settings.serving.feature_service, 0)
+    position = {d: i for i, d in enumerate(played.decision_ids)}
+    at = np.array([position[d] for d in ds.frame["decision_id"]])
+    net = truth.net[played.truth_rows[at]]
+    out: list[float | None] = []
+    for version in versions:
+        if version is None:
+            out.append(None)
+            continue
+        model, _ = load_version(settings.serving.model_name, version, settings.home / "models")
+        s = score(model, ds, catalog)
+        chosen = choose(s.net_uplift, played.eligible[at], catalog.index[catalog.control], model.decision_margin)
+        out.append(float(net[np.arange(len(chosen)), chosen].mean()))
+    return out
 
 
 def run_loop(
     settings: Settings,
     catalog: ActionCatalog,
     cfg: LoopConfig,
-    base: str,
+    client: httpx.Client,
     say: Say,
     retrain_cfg: TrainConfig | None = None,
-    api_key: str | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> LoopReport:
-    """Play ``cfg.rounds`` rounds against the service at ``base``; retrain, gate and reload after each."""
+    """Play ``cfg.rounds`` rounds against the service behind ``client`` (its base URL and API key set);
+    retrain, gate and reload after each."""
     from nextbest.training.config import RETRAIN_CONFIG, load_train_config
     from nextbest.training.jobs import run_retraining
 
@@ -180,22 +231,24 @@ def run_loop(
     retrain = retrain_cfg or load_train_config(RETRAIN_CONFIG)
     started = time.time()
     report = LoopReport()
-    headers = {"X-API-Key": api_key} if api_key else {}
-    with httpx.Client(base_url=base, timeout=120, headers=headers) as client:
-        for r in range(1, cfg.rounds + 1):
-            t0 = time.perf_counter()
-            offset = ((r - 1) * cfg.decisions) % len(order)
-            customers = (order[offset:] + order[:offset])[: cfg.decisions]
-            say(f"round {r}/{cfg.rounds}: {len(customers):,} decisions")
-            result, _ = play_round(client, truth, catalog, customers, cfg, rng)
-            result.round = r
-            say(f"round {r}: retrain on the log, promotion gate")
-            days = (time.time() - started) / 86_400 + 1 / 24
-            _, decision = run_retraining(settings, catalog, retrain, since_days=days)
-            result.gate, result.promoted = decision.reason, decision.promoted
-            if decision.promoted:
-                reload = client.post("/admin/reload").json()
-                say(f"round {r}: service reloaded model v{reload['model']['version']}")
-            result.seconds = time.perf_counter() - t0
-            report.rounds.append(result)
+    for r in range(1, cfg.rounds + 1):
+        t0 = time.perf_counter()
+        offset = ((r - 1) * cfg.decisions) % len(order)
+        customers = (order[offset:] + order[:offset])[: cfg.decisions]
+        say(f"round {r}/{cfg.rounds}: {len(customers):,} decisions")
+        result, played = play_round(client, truth, catalog, customers, cfg, rng, advance)
+        result.round = r
+        say(f"round {r}: retrain on the log, promotion gate")
+        days = (time.time() - started + 5) / 86_400  # this run's decisions only, not an earlier run's
+        outcome, decision = run_retraining(settings, catalog, retrain, since_days=days)
+        result.gate, result.promoted = decision.reason, decision.promoted
+        challenger = str(outcome.version) if outcome.version is not None else None
+        result.champion_policy_value, result.challenger_policy_value = greedy_values(
+            settings, catalog, truth, played, [result.model_version, challenger]
+        )
+        if decision.promoted:
+            reload = client.post("/admin/reload").json()
+            say(f"round {r}: service reloaded model v{reload['model']['version']}")
+        result.seconds = time.perf_counter() - t0
+        report.rounds.append(result)
     return report

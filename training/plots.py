@@ -118,7 +118,7 @@ def all_figures(report: EvaluationReport, importance: tuple[list[str], np.ndarra
 def loop_curve(report: Any) -> Figure:
     """True value per round of the closed loop against the oracles and doing nothing."""
     rounds = [r.round for r in report.rounds]
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     ax.plot(rounds, [r.true_value for r in report.rounds], "o-", label="served decisions (true value)")
     ax.plot(
         rounds,
@@ -129,6 +129,14 @@ def loop_curve(report: Any) -> Figure:
     )
     ax.plot(rounds, [r.oracle_value for r in report.rounds], ":", color="green", label="oracle, no guardrails")
     ax.plot(rounds, [r.no_action_value for r in report.rounds], "--", color="grey", label="doing nothing")
+    challengers = [(r.round, r.challenger_policy_value) for r in report.rounds if r.challenger_policy_value]
+    if challengers:
+        ax.plot(
+            *zip(*challengers, strict=True),
+            "x",
+            color="tab:orange",
+            label="challenger retrained after the round (true, greedy)",
+        )
     for r in report.rounds:
         if r.promoted:
             ax.annotate(
@@ -137,7 +145,7 @@ def loop_curve(report: Any) -> Figure:
     ax.set_xlabel("round (each: decide, observe, retrain, gate)")
     ax.set_ylabel("net value per customer")
     ax.set_xticks(rounds)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("closed loop from a weak start")
     fig.tight_layout()
     return fig

@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "decide-batch": "nextbest.cli.serving:decide_batch",
     "openapi": "nextbest.cli.serving:openapi",
     "rules": "nextbest.cli.rules:rules",
+    "report": "nextbest.cli.report:report",
+    "build": "nextbest.cli.build:build",
 }
 
 
@@ -58,6 +60,16 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*experimental.*")
     logging.getLogger("feast").setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # MLflow configures its loggers when imported
+    # Some libraries reset the warning filters when imported: drop their warnings at display time too.
+    show = warnings.showwarning
+
+    def show_ours(message: Any, category: type[Warning], filename: str, *args: Any, **kwargs: Any) -> None:
+        if "site-packages" not in filename:
+            show(message, category, filename, *args, **kwargs)
+
+    warnings.showwarning = show_ours
 
 
 def main(argv: list[str] | None = None) -> Any:

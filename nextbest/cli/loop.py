@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
 import click
+import httpx
+from rich.progress import Progress
 from rich.table import Table
 
 from nextbest.cli.common import catalog_from, console, settings_from, step
+from nextbest.settings import Settings
+from nextbest.training.loop import LoopReport, RoundResult
 
 
 def _ensure_world(settings: object, customers: int, seed: int) -> None:
@@ -23,11 +28,35 @@ def _ensure_world(settings: object, customers: int, seed: int) -> None:
         materialize(settings)  # type: ignore[arg-type]
 
 
-def rounds_table(report: object) -> Table:
-    table = Table(title="closed loop: true value per customer of each round's decisions", title_justify="left")
-    for col in ("round", "model", "true value", "vs eligible oracle", "vs oracle", "explored", "gate after the round"):
+def _auth(settings: Settings) -> dict[str, str]:
+    key = settings.serving.api_key
+    return {"X-API-Key": key.get_secret_value()} if key else {}
+
+
+def _gate(r: RoundResult) -> str:
+    diff = re.search(r"difference (.*?) per customer", r.gate)
+    return ("promoted" if r.promoted else "kept champion") + (f": {diff.group(1)}" if diff else "")
+
+
+def _value(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def rounds_table(report: LoopReport) -> Table:
+    table = Table(title="closed loop: true net value per customer of each round's decisions", title_justify="left")
+    for col in (
+        "round",
+        "model",
+        "served (true)",
+        "vs eligible oracle",
+        "vs oracle",
+        "explored",
+        "champion greedy (true)",
+        "challenger greedy (true)",
+        "gate: challenger - champion, DR 95% CI",
+    ):
         table.add_column(col, justify="left" if col.startswith("gate") else "right")
-    for r in report.rounds:  # type: ignore[attr-defined]
+    for r in report.rounds:
         table.add_row(
             str(r.round),
             f"v{r.model_version}",
@@ -35,7 +64,9 @@ def rounds_table(report: object) -> Table:
             f"{r.ratio:.1%}",
             f"{r.true_value / r.oracle_value:.1%}",
             f"{r.exploration_share:.1%}",
-            ("promoted" if r.promoted else "kept champion") + f": {r.gate.split(': ', 1)[-1][:70]}",
+            _value(r.champion_policy_value),
+            _value(r.challenger_policy_value),
+            _gate(r),
         )
     return table
 
@@ -90,7 +121,19 @@ def simulate_loop(
         process = start_service(settings.home, port, settings.home / "loop-serve.log", env)
         wait_ready(base, process)
     try:
-        report = run_loop(settings, catalog, cfg, base, lambda m: console.print(f"  {m}"))
+        with (
+            httpx.Client(base_url=base, timeout=120, headers=_auth(settings)) as client,
+            Progress(console=console, transient=True) as progress,
+        ):
+            task = progress.add_task("decisions", total=rounds * decisions)
+            report = run_loop(
+                settings,
+                catalog,
+                cfg,
+                client,
+                lambda m: progress.console.print(f"  {m}"),
+                advance=lambda n: progress.advance(task, n),
+            )
     finally:
         stop_service(process)
     out = settings.home / "reports" / f"loop-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,5 +1,6 @@
 """Loading registered model versions from the MLflow registry, shared by training (evaluation, promotion)
-and serving (the champion). Versions are downloaded once into a local cache keyed by name and version."""
+and serving (the champion). Versions are downloaded once into a local cache keyed by name, version and run id
+(version numbers repeat across registries; run ids do not)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def load_version(name: str, ref: str, cache: Path | None = None) -> tuple[Policy
 
     record = resolve_version(name, ref)
     base = cache or Path(tempfile.mkdtemp(prefix="nextbest-model-"))
-    target = base / name / str(record.version)
+    target = base / name / f"{record.version}-{record.run_id}"
     bundle = target / "artifacts" / "policy_model"
     if not (bundle / "model.json").is_file():
         target.mkdir(parents=True, exist_ok=True)

@@ -103,3 +103,27 @@ def test_split_is_by_customer_and_deterministic(catalog: ActionCatalog, tmp_path
     assert 0.4 < len(parts["test"].frame) / len(df) < 0.6
     again = split(ds, 0.5, 0.2, seed=3)
     assert again["test"].frame["customer_id"].tolist() == parts["test"].frame["customer_id"].tolist()
+
+
+def test_an_action_absent_from_the_data_is_learned_through_its_descriptors(
+    catalog: ActionCatalog, tmp_path: Path
+) -> None:
+    """A live policy's log can miss an action entirely (rarely explored, always suppressed): with no minimum
+    the set loads with a note, the S-learner trains and every action is still scored; the control is required."""
+    from nextbest.training.config import BoosterParams, TrainConfig
+    from nextbest.training.evaluation import score
+    from nextbest.training.pipeline import train
+
+    absent = next(a for a in catalog.ids if a != catalog.control)
+    df = frame(catalog, n=3_000)
+    df = df[df["action"] != absent]
+    ds = load_file(write(df, tmp_path), catalog, min_rows=0)
+    assert any(absent in note and "descriptors" in note for note in ds.notes)
+    cfg = TrainConfig(
+        learners=("s", "t"), grid=(BoosterParams(num_leaves=7, min_child_samples=20),), min_rows_per_action=0
+    )
+    result = train(ds, catalog, cfg)
+    scored = score(result.model, split(ds, 0.3, 0.25, 0)["test"], catalog)
+    assert scored.p.shape[1] == len(catalog.ids) and np.isfinite(scored.p).all()
+    with pytest.raises(DataError, match="control"):
+        load_file(write(df[df["action"] != catalog.control], tmp_path), catalog, min_rows=0)
