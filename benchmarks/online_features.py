@@ -3,7 +3,11 @@
 Compares, in the same run and on the same customers:
   1. raw SQLite read of the same rows (every view table, values parsed): the floor;
   2. Feast ``get_online_features(FeatureService)`` (includes the python on-demand view);
-  3. nextbest ``OnlineFeatureReader.read_one`` (Feast plus freshness checks).
+  3. nextbest ``OnlineFeatureReader.read_one`` over that path (``feature_read: feature_service``: Feast plus
+     freshness checks);
+  4. nextbest ``OnlineFeatureReader.read_one`` as the service reads (``feature_read: direct``: the views
+     through Feast's online store interface, request-time features by the on-demand view's own function,
+     freshness checks; the same values as 3, see tests/integration/features/test_online_reads.py).
 
     python benchmarks/online_features.py [--customers 20000] [--reads 3000] [--home DIR]
 """
@@ -47,7 +51,8 @@ def main() -> None:
     else:
         settings = load_settings(home=home)
     store = open_store(settings)
-    reader = OnlineFeatureReader(store, settings.serving.feature_service)
+    reader = OnlineFeatureReader(store, settings.serving.feature_service, path="direct")
+    generic = OnlineFeatureReader(store, settings.serving.feature_service, path="feature_service")
     service = store.get_feature_service(settings.serving.feature_service)
     ids = np.random.default_rng(0).integers(1, args.customers + 1, args.reads + 100)
 
@@ -74,14 +79,18 @@ def main() -> None:
         rows = [{ENTITY: int(ids[i]), REQUEST_TS: int(time.time())}]
         return store.get_online_features(features=service, entity_rows=rows).to_dict(include_event_timestamps=True)
 
-    def nextbest_read(i: int) -> object:
+    def generic_read(i: int) -> object:
+        return generic.read_one(int(ids[i]))
+
+    def direct_read(i: int) -> object:
         return reader.read_one(int(ids[i]))
 
     assert len(raw_read(0)) >= 30 and reader.read_one(int(ids[0])).found
     timings = [
         measure("raw SQLite read of the same rows", raw_read, args.reads),
         measure("Feast get_online_features(FeatureService)", feast_read, args.reads),
-        measure("nextbest OnlineFeatureReader (+freshness)", nextbest_read, args.reads),
+        measure("nextbest reader, Feast FeatureService path", generic_read, args.reads),
+        measure("nextbest reader, direct path (the service's)", direct_read, args.reads),
     ]
     print(f"\nonline retrieval, 1 customer, {len(reader.features)} features, {args.reads:,} reads each")
     report(timings, "raw SQLite read of the same rows")

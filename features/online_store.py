@@ -21,7 +21,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from feast import utils
@@ -89,6 +89,36 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
             conn.executemany(sql, rows)
         if progress:
             progress(len(data))
+
+    def read_views(
+        self, config: RepoConfig, reads: list[tuple[FeatureView, list[str]]], entity_keys: list[EntityKeyProto]
+    ) -> list[list[tuple[datetime | None, dict[str, ValueProto] | None]]]:
+        """``online_read`` of several views for the same entities in one query (``UNION ALL`` over the view
+        tables; each key serialised once), one list of rows per view, as ``online_read`` returns them."""
+        conn = self._get_conn(config)
+        version = config.entity_key_serialization_version
+        keys = [serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys]
+        marks = ",".join("?" * len(keys))
+        versioned = config.registry.enable_online_feature_view_versioning
+        sql = " UNION ALL ".join(
+            f'SELECT {i} AS v, entity_key, feature_name, value, event_ts AS "event_ts [timestamp]" '
+            f"FROM {_quote_id(_table_id(config.project, table, versioned))} WHERE entity_key IN ({marks})"
+            for i, (table, _) in enumerate(reads)
+        )
+        wanted = [set(names) for _, names in reads]
+        found: list[dict[bytes, tuple[datetime, dict[str, ValueProto]]]] = [{} for _ in reads]
+        for v, key, name, blob, ts in conn.execute(sql, keys * len(reads)).fetchall():
+            if name not in wanted[v]:
+                continue
+            value = ValueProto()
+            value.ParseFromString(blob)
+            stamp = ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+            row = found[v].get(key)
+            if row is None:
+                found[v][key] = (stamp, {name: value})
+            else:
+                row[1][name] = value
+        return [[found[v].get(key, (None, None)) for key in keys] for v in range(len(reads))]  # type: ignore[misc]
 
 
 # Compare-and-set of one entity's row of one view. The stored event time is Feast's protobuf ``Timestamp``
@@ -161,6 +191,26 @@ class MonotonicRedisOnlineStore(RedisOnlineStore):
     def _read_hash_fields(self, config: RepoConfig, commands: list[tuple[bytes, list[Any]]]) -> list[list[Any]]:
         read = super()._read_hash_fields
         return self._guarded(config, lambda: read(config, commands))  # type: ignore[no-any-return]
+
+    def read_views(
+        self, config: RepoConfig, reads: list[tuple[FeatureView, list[str]]], entity_keys: list[EntityKeyProto]
+    ) -> list[list[tuple[datetime | None, dict[str, ValueProto] | None]]]:
+        """``online_read`` of several views for the same entities in one pipelined round trip (Feast's own
+        ``get_online_features`` batches the same way), one list of rows per view."""
+        keys = self._generate_redis_keys_for_entities(config, entity_keys)
+        plan = []
+        for table, requested in reads:
+            view = _versioned_fv_name(table, config)
+            names, fields = self._generate_hset_keys_for_features(
+                table, list(requested), fv_name_override=view
+            )  # it appends
+            plan.append((view, names, fields))
+        values = self._read_hash_fields(config, [(key, fields) for _, _, fields in plan for key in keys])
+        n = len(keys)
+        return [
+            self._convert_redis_values_to_protobuf(values[i * n : (i + 1) * n], view, names)
+            for i, (view, names, _) in enumerate(plan)
+        ]
 
     def online_write_batch(
         self,

@@ -43,7 +43,13 @@ class ServingSettings(BaseModel):
     model_alias: str = "champion"
     model_dir: Path | None = Field(None, description="Serve this model directory instead of the registry alias.")
     feature_service: str = "nba_v1"
+    feature_read: Literal["direct", "feature_service"] = Field(
+        "direct",
+        description="How online features are read: the service's feature views through Feast's online store "
+        "interface (direct), or Feast's generic get_online_features (same values, about 3x the cost).",
+    )
     workers: int = Field(1, ge=1, le=64)
+    access_log: bool = Field(False, description="BentoML's access line per request (read at service import).")
     port: int = Field(3000, ge=1, le=65535)
     reload_interval_s: float = Field(5.0, ge=0.0, description="How often rule/catalog files are checked; 0 = never.")
     history_days: int = Field(30, ge=1, le=365, description="Contact history window read for contact policies.")

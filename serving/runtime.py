@@ -395,7 +395,7 @@ def build_runtime(settings: Settings, metrics: Metrics | None = None) -> Decisio
         from nextbest.features.store import open_store
 
         store = open_store(settings)
-        features = OnlineFeatureReader(store, settings.serving.feature_service)
+        features = OnlineFeatureReader(store, settings.serving.feature_service, path=settings.serving.feature_read)
         events = EventWriter(store)
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

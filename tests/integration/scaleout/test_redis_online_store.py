@@ -19,6 +19,7 @@ from nextbest.features.events import EventWriter
 from nextbest.features.online import OnlineFeatureReader
 from nextbest.features.store import open_store, repo_config
 from nextbest.settings import Settings, load_settings
+from tests.support.online_reads import compare_read_paths
 
 
 def test_redis_environment_is_chosen_by_configuration(
@@ -172,3 +173,12 @@ def test_concurrent_writers_never_let_an_older_row_win(redis_settings: Settings,
     newest = max(stamps)
     assert [ts for ts, _ in stored] == [newest] * len(keys)
     assert {values["email_opt_in"].int64_val for _, values in stored} == {int(newest.timestamp()) % 2}
+
+
+def test_direct_reads_equal_feast_reads_on_redis(redis_store: Any, as_of: datetime) -> None:
+    """The service's read (all views in one pipelined round trip) returns what Feast's generic path returns."""
+    customers = [*range(1, 300), 10_000_000]
+    stale = as_of + timedelta(days=view("order_rfm").ttl_days + 1)
+    rows = compare_read_paths(redis_store, customers, [as_of.timestamp() + 600, stale.timestamp()])
+    assert sum(r.complete for r in rows) > 250 and not rows[len(customers) - 1].found
+    assert any(r.stale_views for r in rows[len(customers) :])
