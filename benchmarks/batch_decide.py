@@ -96,7 +96,7 @@ def main() -> None:
     cli_s = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"nextbest decide-batch failed:\n{done.stdout}\n{done.stderr}")
-    said = re.search(r"\(([\d,]+) customers/s deciding\)", done.stdout)
+    said = re.search(r"\(([\d,]+)\s+customers/s\s+deciding\)", done.stdout)  # rich may wrap
     cli_rate = float(said.group(1).replace(",", "")) if said else float("nan")
     written = pd.read_parquet(out, columns=["customer_id", "action"])
     assert len(written) == args.rows

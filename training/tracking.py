@@ -8,6 +8,7 @@ data fingerprint as tags, and the held-out evaluation split, so promotion can re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from importlib.metadata import version
@@ -37,6 +38,12 @@ def configure(settings: Settings, experiment: str) -> Any:
     if os.environ.get("MLFLOW_RUN_ID"):  # launched by `mlflow run`: log into the project run's experiment
         return None
     try:
+        if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(experiment) is None:
+            # Artifacts beside the store (under NEXTBEST_HOME), not in MLflow's default ./mlruns of whatever
+            # directory the first run happened to start in.
+            root = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+            with contextlib.suppress(Exception):  # created meanwhile by another process: set_experiment finds it
+                mlflow.create_experiment(experiment, artifact_location=root.as_uri())
         return mlflow.set_experiment(experiment)
     except Exception as exc:
         raise UnavailableError(f"MLflow tracking store {uri} is not reachable: {exc}") from exc

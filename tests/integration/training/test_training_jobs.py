@@ -57,9 +57,11 @@ def test_training_set_is_point_in_time_correct(home: Settings, catalog: ActionCa
     assert ds.feature_service == "nba_v1" and len(frame) == 40_000
 
 
-def test_run_is_tracked_with_nested_steps_artifacts_and_tags(trained: TrainingOutcome) -> None:
+def test_run_is_tracked_with_nested_steps_artifacts_and_tags(trained: TrainingOutcome, home: Settings) -> None:
     client = mlflow.MlflowClient()
     parent = client.get_run(trained.run_id)
+    artifacts = Path(parent.info.artifact_uri.removeprefix("file://"))
+    assert artifacts.is_relative_to(home.home), artifacts  # under NEXTBEST_HOME, not ./mlruns of the cwd
     assert parent.data.tags["feature_service"] == "nba_v1"
     assert parent.data.tags["data_fingerprint"] == trained.result.fingerprint
     assert "model_dr_value" in parent.data.metrics and "propensity_auc" in parent.data.metrics
