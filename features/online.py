@@ -17,6 +17,7 @@ Two read paths return the same values (``tests/integration/features/test_online_
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from nextbest.core.features import (
     view,
 )
 
+log = logging.getLogger(__name__)
 Status = Literal["fresh", "stale", "missing"]
 ReadPath = Literal["direct", "feature_service"]
 _SCALARS = frozenset({"int64_val", "double_val", "string_val", "int32_val", "float_val", "bool_val"})
@@ -100,9 +102,12 @@ class OnlineFeatureReader:
         self._views = {m: tuple(n for n in view(m).served_names if n in wanted) for m in members}
         self._ttl = {m: (view(m).ttl_days * 86_400.0 if view(m).ttl_days else None) for m in members}
         if self.path == "direct":
-            self._direct = _DirectRead.build(
-                self.store, self._views, [r.name for r in REQUEST_FEATURES if r.name in wanted]
-            )
+            try:
+                self._direct = _DirectRead.build(
+                    self.store, self._views, [r.name for r in REQUEST_FEATURES if r.name in wanted]
+                )
+            except Exception as exc:  # an online store or view layout it does not know: Feast's generic path
+                log.warning("direct online reads unavailable (%s); reading through get_online_features", exc)
 
     @property
     def features(self) -> tuple[str, ...]:

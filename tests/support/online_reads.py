@@ -12,6 +12,7 @@ def compare_read_paths(store: Any, customer_ids: Sequence[int], times: Sequence[
     """Read ``customer_ids`` at each of ``times`` both ways; assert identical results, return the direct rows."""
     direct = OnlineFeatureReader(store, "nba_v1", path="direct")
     generic = OnlineFeatureReader(store, "nba_v1", path="feature_service")
+    assert direct._direct is not None, "the direct path fell back to get_online_features"
     out: list[CustomerFeatures] = []
     for now in times:
         a, b = direct.read(customer_ids, now), generic.read(customer_ids, now)

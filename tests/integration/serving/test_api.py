@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from nextbest.serving.app import create_app
 from nextbest.serving.models import LoadedModel
 from nextbest.serving.runtime import DecisionRuntime, build_runtime
+from nextbest.serving.schemas import DecisionResponse
 from nextbest.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -31,7 +32,10 @@ def decide(client: TestClient, **body: Any) -> dict[str, Any]:
 
 
 def test_decision_contract(client: TestClient, runtime: DecisionRuntime, champion: Any) -> None:
+    reader = runtime.backends.features
+    assert reader is not None and reader._direct is not None  # the service reads features the direct way
     d = decide(client, customer_id=12)
+    assert DecisionResponse.model_validate(d).decision_id == d["decision_id"]  # the body is the published model
     assert not d["degraded"] and d["reason"] is None
     assert d["model_version"] == str(champion.version)
     assert d["feature_service"] == "nba_v1" and len(d["ruleset_version"]) == 12
