@@ -320,8 +320,15 @@ class DecisionRuntime:
     # Operations ---------------------------------------------------------------------------------------------
     def readiness(self) -> ReadinessResponse:
         degraded: list[str] = []
+        store_ok = False
         if self.backends.features is None:
             degraded.append(f"online store unavailable: {self.backends.features_error}")
+        else:
+            try:  # one read of a customer id that never exists: a round trip to Redis, a query on SQLite
+                self.backends.features.read_one(0)
+                store_ok = True
+            except Exception as exc:
+                degraded.append(f"online store unreachable: {type(exc).__name__}: {str(exc)[:200]}")
         loaded = self.components.model
         if loaded.model is None:
             degraded.append(loaded.error or "no model loaded")
@@ -356,6 +363,7 @@ class DecisionRuntime:
                 "rule_count": policy.ruleset.rule_count,
                 "spooled": spooled,
                 "decision_log": log_ok,
+                "online_store": store_ok,
             },
         )
 

@@ -133,14 +133,16 @@ def test_redis_outage_degrades_queues_events_and_recovers_in_order(
     assert runtime.spool.pending("events") == 2
     fb = {"decision_id": during[0]["decision_id"], "type": "impression"}
     assert client.post("/feedback", json=fb).json()["recorded"] is True  # PostgreSQL is still up
-    ready = client.get("/ready")
-    assert ready.status_code == 200 and ready.json()["details"]["spooled"]["events"] == 2
+    ready = client.get("/ready").json()
+    assert ready["details"]["spooled"]["events"] == 2 and ready["details"]["online_store"] is False
+    assert any(d.startswith("online store unreachable") for d in ready["degraded"]), ready["degraded"]
     degraded = logged(service_settings, [d["decision_id"] for d in during])
     assert len(degraded) == len(during) and all(flag and "online store" in str(why) for flag, why in degraded.values())
 
     proxy_restored.start()  # Redis is back
     recovered = wait_until_not_degraded(client, ticket_customer)
     assert not recovered["degraded"], recovered["reason"]
+    assert client.get("/ready").json()["details"]["online_store"] is True
     # A new event for the customer arrives before the queued ones were replayed: they go first, in order, so
     # the close finds the ticket it closes (applied after the open, it would have been a no-op).
     assert event(client, ticket_customer, 2, type="ticket_closed", ticket_id=880_101) == "applied"

@@ -215,6 +215,8 @@ def test_degraded_fallbacks_never_500(runtime: DecisionRuntime) -> None:
         with TestClient(app) as c:
             d = decide(c, customer_id=50)
             assert d["degraded"] and reason in d["reason"] and d["action"] == "no_action"
+            ready = c.get("/ready").json()["details"]["online_store"]
+            assert ready is (reason != "online store unavailable")  # readiness reads the store too
     saved = runtime.components.model
     runtime.components.model = LoadedModel(None, None, "models:/x@champion", "model failed to load: boom")
     try:
