@@ -46,7 +46,7 @@ class ServingSettings(BaseModel):
     feature_read: Literal["direct", "feature_service"] = Field(
         "direct",
         description="How online features are read: the service's feature views through Feast's online store "
-        "interface (direct), or Feast's generic get_online_features (same values, about 3x the cost).",
+        "interface (direct), or Feast's generic get_online_features (same values, about 5x the cost).",
     )
     workers: int = Field(1, ge=1, le=64)
     access_log: bool = Field(False, description="BentoML's access line per request (read at service import).")
