@@ -10,9 +10,10 @@ Two read paths return the same values (``tests/integration/features/test_online_
   every view, builds a response protobuf, runs the on-demand view and converts the result to Python;
 * ``direct`` (the service's default): the FeatureService's feature views read through Feast's online store
   interface (``OnlineStore.online_read``; all views in one query on the monotonic SQLite store and one
-  pipelined round trip on the monotonic Redis store), values decoded straight from their protobufs, and the on-demand view's request-time features
-  computed by the same pure function the on-demand view calls (``request_time_features``). About a fifth
-  of the cost of the generic path: Feast's response assembly is most of a read.
+  pipelined round trip on the monotonic Redis store), values decoded straight from their protobufs, and the
+  on-demand view's request-time features computed by the same pure function the on-demand view calls
+  (``request_time_features``). About a fifth of the cost of the generic path for one customer: Feast's
+  response assembly is most of a read.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+_MAX_SQL_VARIABLES = 30_000
+
 
 class MonotonicSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     type: Literal["nextbest.features.online_store.MonotonicSqliteOnlineStore"] = (  # type: ignore[assignment]
@@ -98,16 +100,22 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
         conn = self._get_conn(config)
         version = config.entity_key_serialization_version
         keys = [serialize_entity_key(k, entity_key_serialization_version=version) for k in entity_keys]
-        marks = ",".join("?" * len(keys))
         versioned = config.registry.enable_online_feature_view_versioning
-        sql = " UNION ALL ".join(
-            f'SELECT {i} AS v, entity_key, feature_name, value, event_ts AS "event_ts [timestamp]" '
-            f"FROM {_quote_id(_table_id(config.project, table, versioned))} WHERE entity_key IN ({marks})"
-            for i, (table, _) in enumerate(reads)
-        )
+        tables = [_quote_id(_table_id(config.project, table, versioned)) for table, _ in reads]
+        step = max(1, _MAX_SQL_VARIABLES // max(1, len(reads)))  # SQLite binds at most 32,766 values
+        rows: list[Any] = []
+        for start in range(0, len(keys), step):
+            chunk = keys[start : start + step]
+            marks = ",".join("?" * len(chunk))
+            sql = " UNION ALL ".join(
+                f'SELECT {i} AS v, entity_key, feature_name, value, event_ts AS "event_ts [timestamp]" '
+                f"FROM {table} WHERE entity_key IN ({marks})"
+                for i, table in enumerate(tables)
+            )
+            rows += conn.execute(sql, chunk * len(tables)).fetchall()
         wanted = [set(names) for _, names in reads]
         found: list[dict[bytes, tuple[datetime, dict[str, ValueProto]]]] = [{} for _ in reads]
-        for v, key, name, blob, ts in conn.execute(sql, keys * len(reads)).fetchall():
+        for v, key, name, blob, ts in rows:
             if name not in wanted[v]:
                 continue
             value = ValueProto()

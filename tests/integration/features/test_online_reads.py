@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from nextbest.core.events import parse_event
 from nextbest.core.features import view
 from nextbest.features.events import EventWriter
@@ -27,3 +29,15 @@ def test_direct_reads_equal_feast_reads(feature_store: Any, as_of: datetime) -> 
     assert any(r.stale_views for r in rows[len(customers) :])
     assert fresh[4].values["open_tickets"] >= 1 and fresh[4].values["days_since_ticket_opened"] is not None
     assert fresh[5].values["hours_since_cart_abandoned"] is not None
+
+
+def test_direct_reads_in_chunks_equal_feast_reads(
+    feature_store: Any, as_of: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many customers at once are read in several queries (SQLite binds a limited number of values)."""
+    from nextbest.features import online_store
+
+    monkeypatch.setattr(online_store, "_MAX_SQL_VARIABLES", 50)  # 7 views: 7 customers per query
+    customers = [*range(1_000, 1_060), 10_000_000]
+    rows = compare_read_paths(feature_store, customers, [as_of.timestamp() + 600])
+    assert sum(r.found for r in rows) == 60
