@@ -83,15 +83,12 @@ def _value(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def feature_views(runtime: Any, customer_id: int, now: float) -> dict[str, Any]:
-    """The customer's online features grouped by view, with each view's freshness (stale values are missing)."""
-    reader = runtime.backends.features
-    if reader is None:
-        return {"available": False, "error": f"online store unavailable: {runtime.backends.features_error}"}
-    try:
-        row = reader.read_one(customer_id, now)
-    except Exception as exc:
-        return {"available": False, "error": f"online store read failed: {type(exc).__name__}"}
+def feature_views(runtime: Any, preview: Any) -> dict[str, Any]:
+    """The customer's online features as the previewed decision read them, grouped by view, with each view's
+    freshness (stale values are missing)."""
+    row, now = preview.row, preview.now
+    if row is None:
+        return {"available": False, "error": preview.decision.reason}
     service = runtime.settings.serving.feature_service
     views = []
     for name in (m for m in FEATURE_SERVICES[service] if m != ON_DEMAND_VIEW):
@@ -231,7 +228,7 @@ def explore(runtime: Any, req: Any, whatif: tuple[str | None, str | None] | None
         "channel": req.channel,
         "as_of": _iso(preview.now),
         "recorded": False,
-        "features": feature_views(runtime, req.customer_id, preview.now),
+        "features": feature_views(runtime, preview),
         "contact_history": {k: v for k, v in (preview.history or {}).items() if v},
         "decision": {**decision_dict(preview.decision), "model_version": preview.response.model_version},
         "currency": live.catalog.currency,

@@ -14,14 +14,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from nextbest.core.decision import CandidateScore, Decision, DecisionRequest
+from nextbest.core.decision import Decision, DecisionRequest
 from nextbest.core.events import CustomerEvent, parse_event
 from nextbest.errors import ConfigError, DataError, NotFoundError, UnavailableError
+from nextbest.features.online import CustomerFeatures
 from nextbest.serving.components import Components, Snapshot
 from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord
+from nextbest.serving.decision_output import record as decision_record
+from nextbest.serving.decision_output import respond
 from nextbest.serving.metrics import Metrics, NullMetrics
 from nextbest.serving.schemas import (
     DecideRequest,
@@ -36,7 +38,6 @@ from nextbest.serving.spool import Spool
 from nextbest.settings import Settings
 
 log = logging.getLogger(__name__)
-_LISTS = {"candidates", "suppressed", "shadow"}
 
 
 class FieldError(DataError):
@@ -64,7 +65,8 @@ class Preview:
     request: DecisionRequest
     decision: Decision
     response: DecisionResponse
-    features: dict[str, Any]
+    features: dict[str, Any]  # the values the decision used ({} when it had none)
+    row: CustomerFeatures | None  # the online read with freshness (None when the store could not be read)
     history: dict[str, Any] | None
     cause: str | None  # degradation cause, None when not degraded
     now: float
@@ -88,9 +90,9 @@ class DecisionRuntime:
         snap = self.components.snapshot()  # one read: the whole request uses one policy and one model version
         now = time.time()
         request = self._request(snap, req, now)
-        decision, features, cause = self._decide(snap, request, now)
+        decision, row, _, cause = self._decide(snap, request, now)
         response, body = self._respond(snap, req, decision)
-        record = self._record(snap, req, decision, features, body, now)
+        record = decision_record(req, decision, snap.policy.catalog, _used(row), body, now)
         stored, created = self._store(record)
         if not created:  # another request with this request_id won the race: return its decision
             return DecisionResponse.model_validate({**stored.response, "replayed": True})
@@ -110,9 +112,11 @@ class DecisionRuntime:
         snap = self.components.snapshot()
         now = time.time()
         request = self._request(snap, req, now)
-        decision, features, cause = self._decide(snap, request, now)
-        history = self._history(snap, req.customer_id, now)
-        return Preview(request, decision, self._response(snap, req, decision), features, history, cause, now)
+        decision, row, history, cause = self._decide(snap, request, now)
+        if row is None or not row.found:  # the explorer shows the log's contact history all the same
+            history = self._history(snap, req.customer_id, now)
+        response = self._respond(snap, req, decision)[0]
+        return Preview(request, decision, response, _used(row), row, history, cause, now)
 
     @staticmethod
     def _request(snap: Snapshot, req: DecideRequest, now: float) -> DecisionRequest:
@@ -125,39 +129,42 @@ class DecisionRuntime:
 
     def _decide(
         self, snap: Snapshot, request: DecisionRequest, now: float
-    ) -> tuple[Decision, dict[str, Any], str | None]:
-        """The decision, the features it used and the degradation cause (None when not degraded)."""
+    ) -> tuple[Decision, CustomerFeatures | None, dict[str, Any] | None, str | None]:
+        """The decision, the feature row and contact history it read (None when not read: the store failed, or
+        the customer is unknown) and the degradation cause (None when not degraded)."""
         policy, loaded = snap.policy, snap.model
         reader = self.backends.features
         if reader is None:
-            return policy.fallback(request, f"online store unavailable: {self.backends.features_error}"), {}, "store"
+            reason = f"online store unavailable: {self.backends.features_error}"
+            return policy.fallback(request, reason), None, None, "store"
         try:
             row = reader.read_one(request.customer_id, now)
         except Exception as exc:
             log.warning("online store read failed: %s", exc)
-            return policy.fallback(request, f"online store unavailable: {type(exc).__name__}"), {}, "store"
+            return policy.fallback(request, f"online store unavailable: {type(exc).__name__}"), None, None, "store"
         if not row.found:
-            return policy.fallback(request, f"unknown customer {request.customer_id}: no features"), {}, "unknown"
+            reason = f"unknown customer {request.customer_id}: no features"
+            return policy.fallback(request, reason), row, None, "unknown"
         features = row.values
         history = self._history(snap, request.customer_id, now)
         if not row.complete:
             views = ", ".join(f"{v} ({s})" for v, s in row.view_status.items() if s != "fresh")
             rules = policy.rules(request, features, history)
-            return policy.fallback(request, f"stale or missing features: {views}", rules), features, "stale"
+            return policy.fallback(request, f"stale or missing features: {views}", rules), row, history, "stale"
         if loaded.model is None:
             rules = policy.rules(request, features, history)
-            return policy.fallback(request, loaded.error or "no model loaded", rules), features, "model"
+            return policy.fallback(request, loaded.error or "no model loaded", rules), row, history, "model"
         model = loaded.model
         scored = tuple(a for a in request.candidates or () if a in model.action_ids)
         if policy.catalog.control not in scored:
-            return policy.fallback(request, "the model cannot score the control action"), features, "model"
+            return policy.fallback(request, "the model cannot score the control action"), row, history, "model"
         if len(scored) != len(request.candidates or ()):
             request = DecisionRequest(
                 request.customer_id, request.channel, request.now, request.decision_id, scored, request.context
             )
         p, revenue = model.predict_records([features], scored)
         decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin)
-        return decision, features, None
+        return decision, row, history, None
 
     def _history(self, snap: Snapshot, customer_id: int, now: float) -> dict[str, Any] | None:
         builder = snap.policy.history
@@ -183,74 +190,10 @@ class DecisionRuntime:
             raise FieldError("request_id", f"already used for customer {stored.customer_id}")
         return DecisionResponse.model_validate({**stored.response, "replayed": True})
 
-    def _response(self, snap: Snapshot, req: DecideRequest, d: Decision) -> DecisionResponse:
-        return self._respond(snap, req, d)[0]
-
     def _respond(self, snap: Snapshot, req: DecideRequest, d: Decision) -> tuple[DecisionResponse, dict[str, Any]]:
-        """The response and its JSON form for the log; the candidate, suppression and shadow lists are built
-        once (already JSON values) and shared by both."""
         loaded = snap.model
-        lists: dict[str, Any] = {
-            "candidates": [_candidate(c) for c in d.candidates],
-            "suppressed": [
-                {"action": s.action, "rule_ids": list(s.rule_ids), "messages": list(s.messages)} for s in d.suppressed
-            ],
-            "shadow": [_hit(h) for h in d.shadow],
-        }
-        response = DecisionResponse(
-            decision_id=d.decision_id,
-            request_id=req.request_id,
-            customer_id=req.customer_id,
-            channel=req.channel,
-            action=d.action,
-            probability=d.probability,
-            greedy_action=d.greedy_action,
-            explored=d.explored,
-            control=d.control,
-            degraded=d.degraded,
-            reason=d.reason,
-            model_version=loaded.version if not d.degraded or loaded.model is not None else None,
-            ruleset_version=d.ruleset_version,
-            catalog_version=d.catalog_version,
-            feature_service=self.settings.serving.feature_service,
-            decided_at=datetime.fromtimestamp(time.time(), UTC),
-            **lists,
-        )
-        return response, response.model_dump(mode="json", exclude=_LISTS) | lists
-
-    def _record(
-        self,
-        snap: Snapshot,
-        req: DecideRequest,
-        d: Decision,
-        features: dict[str, Any],
-        body: dict[str, Any],
-        now: float,
-    ) -> DecisionRecord:
-        action = snap.policy.catalog.by_id.get(d.action)
-        return DecisionRecord(
-            decision_id=d.decision_id,
-            request_id=req.request_id,
-            customer_id=req.customer_id,
-            created_at=now,
-            channel=req.channel,
-            action=d.action,
-            action_channel=_delivery_channel(req.channel, action.channels if action else ()),
-            probability=d.probability,
-            explored=d.explored,
-            control=d.control,
-            degraded=d.degraded,
-            reason=d.reason,
-            model_version=body["model_version"],
-            ruleset_version=d.ruleset_version,
-            catalog_version=d.catalog_version,
-            feature_service=body["feature_service"],
-            features=features,
-            scores=body["candidates"],
-            rule_hits=[*body["shadow"], *({"suppressed": s} for s in body["suppressed"])],
-            response=body,
-            context=dict(req.context),
-        )
+        version = loaded.version if not d.degraded or loaded.model is not None else None
+        return respond(req, d, version, self.settings.serving.feature_service)
 
     def _store(self, record: DecisionRecord) -> tuple[DecisionRecord, bool]:
         try:
@@ -427,25 +370,6 @@ def freeze_startup_objects() -> None:
     atexit.register(gc.unfreeze)
 
 
-def _delivery_channel(request_channel: str, action_channels: tuple[str, ...]) -> str | None:
-    if not action_channels:
-        return None
-    return request_channel if request_channel in action_channels else action_channels[0]
-
-
-def _candidate(c: CandidateScore) -> dict[str, Any]:
-    return {
-        "action": c.action, "rank": c.rank, "eligible": c.eligible, "propensity": c.propensity, "uplift": c.uplift,
-        "value": c.value, "cost": c.cost, "lever": c.lever, "net_value": c.net_value,
-    }  # fmt: skip
-
-
-def _hit(hit: Any) -> dict[str, Any]:
-    return {
-        "rule_id": hit.rule_id,
-        "action": hit.action_id if hasattr(hit, "action_id") else hit.action,
-        "effect": str(hit.effect),
-        "message": hit.message,
-        "mode": str(hit.mode),
-        "error": hit.error,
-    }
+def _used(row: CustomerFeatures | None) -> dict[str, Any]:
+    """The feature values a decision used: none for an unknown customer or an unreadable store."""
+    return row.values if row is not None and row.found else {}
