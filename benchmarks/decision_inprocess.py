@@ -117,7 +117,7 @@ def main() -> None:
         return conv.predict(stacked, num_threads=1), value.predict(valued, num_threads=1)
 
     def decide(i: int) -> object:
-        return runtime.decide(DecideRequest(customer_id=ids["decide"][i], channel="any"))
+        return runtime.decide_body(DecideRequest(customer_id=ids["decide"][i], channel="any"))
 
     names = {
         "read": "online feature read (OnlineFeatureReader)",

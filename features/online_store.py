@@ -107,20 +107,26 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
         for start in range(0, len(keys), step):
             chunk = keys[start : start + step]
             marks = ",".join("?" * len(chunk))
+            # The event time as stored (Unix seconds; CAST: no per-row converter), converted once per distinct
+            # value below: every feature of a view's row shares it.
             sql = " UNION ALL ".join(
-                f'SELECT {i} AS v, entity_key, feature_name, value, event_ts AS "event_ts [timestamp]" '
+                f"SELECT {i} AS v, entity_key, feature_name, value, CAST(event_ts AS INTEGER) AS ts "
                 f"FROM {table} WHERE entity_key IN ({marks})"
                 for i, table in enumerate(tables)
             )
             rows += conn.execute(sql, chunk * len(tables)).fetchall()
         wanted = [set(names) for _, names in reads]
-        found: list[dict[bytes, tuple[datetime, dict[str, ValueProto]]]] = [{} for _ in reads]
+        found: list[dict[bytes, tuple[datetime | None, dict[str, ValueProto]]]] = [{} for _ in reads]
+        stamps: dict[int | None, datetime | None] = {None: None}
+        parse = ValueProto.FromString
         for v, key, name, blob, ts in rows:
             if name not in wanted[v]:
                 continue
-            value = ValueProto()
-            value.ParseFromString(blob)
-            stamp = ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+            value = parse(blob)
+            if ts in stamps:
+                stamp = stamps[ts]
+            else:  # as Feast's `timestamp` converter reads it (naive local time), taken as UTC like online_read's
+                stamp = stamps[ts] = datetime.fromtimestamp(ts).replace(tzinfo=UTC)
             row = found[v].get(key)
             if row is None:
                 found[v][key] = (stamp, {name: value})

@@ -16,12 +16,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nextbest import __version__
 from nextbest.core.events import CustomerEvent
 from nextbest.errors import ConfigError, DataError, NextbestError, NotFoundError, UnavailableError
+from nextbest.serving.decision_output import encode
 from nextbest.serving.schemas import (
     DecideBatchRequest,
     DecideBatchResponse,
@@ -60,8 +60,8 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _json(model: BaseModel) -> Response:
-    return Response(model.__pydantic_serializer__.to_json(model), media_type="application/json")
+def _body(body: dict[str, Any]) -> Response:
+    return Response(encode(body), media_type="application/json")
 
 
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -132,13 +132,14 @@ def create_app() -> FastAPI:
     async def forbidden(_: Request, exc: PermissionError) -> JSONResponse:
         return _error(401, str(exc), None, headers={"WWW-Authenticate": "ApiKey"})
 
-    # The decision endpoints return the validated response model serialised once (pydantic-core), not the model
-    # itself: FastAPI would dump it to a dict, validate that again and serialise it, three passes over every
-    # candidate. `response_model` still publishes the contract in the OpenAPI document.
+    # The decision endpoints return the runtime's response body serialised once (pydantic-core), not a model:
+    # FastAPI would dump a returned model to a dict, validate that again and serialise it, three passes over
+    # every candidate (tests hold the bodies equal to the validated models). `response_model` still publishes
+    # the contract in the OpenAPI document.
     @app.post("/decide", response_model=DecisionResponse, tags=["decisions"])
     async def decide(body: DecideRequest, runtime: Runtime) -> Response:
         """Decide the next best action for one customer."""
-        return _json(runtime.decide(body))
+        return _body(runtime.decide_body(body))
 
     @app.post("/decide/batch", response_model=DecideBatchResponse, tags=["decisions"])
     async def decide_batch(body: DecideBatchRequest, runtime: Runtime) -> Response:
@@ -146,7 +147,7 @@ def create_app() -> FastAPI:
         limit = runtime.settings.serving.max_batch_size
         if len(body.requests) > limit:
             return _error(413, f"requests: at most {limit} decisions per batch, got {len(body.requests)}", "requests")
-        return _json(DecideBatchResponse(decisions=runtime.decide_many(body.requests)))
+        return _body({"decisions": runtime.decide_bodies(body.requests)})
 
     @app.post("/events", response_model=EventResponse, tags=["events"], dependencies=Protected)
     async def events(body: CustomerEvent, runtime: Runtime) -> EventResponse:

@@ -117,7 +117,7 @@ def decision_dict(d: Decision) -> dict[str, Any]:
     return {
         "action": d.action, "greedy_action": d.greedy_action, "probability": d.probability, "explored": d.explored,
         "control": d.control, "degraded": d.degraded, "reason": d.reason, "ruleset_version": d.ruleset_version,
-        "candidates": [{name: getattr(c, name) for name in c.__slots__} for c in d.candidates],
+        "candidates": [c._asdict() for c in d.candidates],
         "suppressed": [{"action": s.action, "rule_ids": list(s.rule_ids), "messages": list(s.messages)}
                        for s in d.suppressed],
         "shadow": [{"rule_id": h.rule_id, "action": h.action_id, "message": h.message} for h in d.shadow],

@@ -29,6 +29,20 @@ class Metrics:
         self.reloads = Counter(f"{namespace}_reloads", "Configuration reloads", ["kind", "result"])
         self.ruleset_info = Gauge(f"{namespace}_ruleset_loaded_timestamp", "When the live ruleset was loaded")
         self.spooled = Gauge(f"{namespace}_spooled_records", "Records waiting in the local spool", ["kind"])
+        # Children per label values, looked up once: ``labels()`` validates and locks on every call, and a
+        # decision touches one child per suppressed action (label values are catalog and rule ids: bounded).
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def collectors(self) -> list[Any]:
+        """The registered metrics (to unregister them)."""
+        return [m for m in vars(self).values() if hasattr(m, "_name")]
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def decision(
         self,
@@ -39,13 +53,15 @@ class Metrics:
         seconds: float,
         degraded_cause: str | None,
     ) -> None:
-        self.decisions.labels(action, channel).inc()
-        for rule in suppressed:
-            self.suppressions.labels(rule).inc()
-        for rule in shadow:
-            self.shadow_hits.labels(rule).inc()
+        self._child(self.decisions, action, channel).inc()
+        for rules, metric in ((suppressed, self.suppressions), (shadow, self.shadow_hits)):
+            tally: dict[str, int] = {}
+            for rule in rules:
+                tally[rule] = tally.get(rule, 0) + 1
+            for rule, n in tally.items():
+                self._child(metric, rule).inc(n)
         if degraded_cause is not None:
-            self.degraded.labels(degraded_cause).inc()
+            self._child(self.degraded, degraded_cause).inc()
         self.latency.observe(seconds)
 
 

@@ -22,8 +22,8 @@ from nextbest.errors import ConfigError, DataError, NotFoundError, UnavailableEr
 from nextbest.features.online import CustomerFeatures
 from nextbest.serving.components import Components, Snapshot
 from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord
+from nextbest.serving.decision_output import canonical, respond, validated
 from nextbest.serving.decision_output import record as decision_record
-from nextbest.serving.decision_output import respond
 from nextbest.serving.metrics import Metrics, NullMetrics
 from nextbest.serving.schemas import (
     DecideRequest,
@@ -82,6 +82,12 @@ class DecisionRuntime:
 
     # Decisions ----------------------------------------------------------------------------------------------
     def decide(self, req: DecideRequest) -> DecisionResponse:
+        """:meth:`decide_body` as the response model (for Python callers)."""
+        return validated(self.decide_body(req))
+
+    def decide_body(self, req: DecideRequest) -> dict[str, Any]:
+        """Decide and record: the response body, JSON values in the contract's field order (what ``POST
+        /decide`` serialises)."""
         started = time.perf_counter()
         if req.request_id is not None:
             replay = self._replay(req)
@@ -91,11 +97,11 @@ class DecisionRuntime:
         now = time.time()
         request = self._request(snap, req, now)
         decision, row, _, cause = self._decide(snap, request, now)
-        response, body = self._respond(snap, req, decision)
+        body = self._respond(snap, req, decision, now)
         record = decision_record(req, decision, snap.policy.catalog, _used(row), body, now)
         stored, created = self._store(record)
         if not created:  # another request with this request_id won the race: return its decision
-            return DecisionResponse.model_validate({**stored.response, "replayed": True})
+            return canonical(stored.response, replayed=True)
         self.metrics.decision(
             decision.action,
             req.channel,
@@ -104,7 +110,7 @@ class DecisionRuntime:
             time.perf_counter() - started,
             cause,
         )
-        return response
+        return body
 
     def preview(self, req: DecideRequest) -> Preview:
         """The decision ``req`` would get now, computed as :meth:`decide` computes it but never recorded: no
@@ -115,7 +121,7 @@ class DecisionRuntime:
         decision, row, history, cause = self._decide(snap, request, now)
         if row is None or not row.found:  # the explorer shows the log's contact history all the same
             history = self._history(snap, req.customer_id, now)
-        response = self._respond(snap, req, decision)[0]
+        response = validated(self._respond(snap, req, decision, now))
         return Preview(request, decision, response, _used(row), row, history, cause, now)
 
     @staticmethod
@@ -178,7 +184,7 @@ class DecisionRuntime:
             return None
         return builder.build(rows, int(now)) if rows else None
 
-    def _replay(self, req: DecideRequest) -> DecisionResponse | None:
+    def _replay(self, req: DecideRequest) -> dict[str, Any] | None:
         try:
             stored = self.backends.log.find_by_request(req.request_id)  # type: ignore[arg-type]
         except Exception as exc:
@@ -188,12 +194,12 @@ class DecisionRuntime:
             return None
         if stored.customer_id != req.customer_id:
             raise FieldError("request_id", f"already used for customer {stored.customer_id}")
-        return DecisionResponse.model_validate({**stored.response, "replayed": True})
+        return canonical(stored.response, replayed=True)
 
-    def _respond(self, snap: Snapshot, req: DecideRequest, d: Decision) -> tuple[DecisionResponse, dict[str, Any]]:
+    def _respond(self, snap: Snapshot, req: DecideRequest, d: Decision, now: float) -> dict[str, Any]:
         loaded = snap.model
         version = loaded.version if not d.degraded or loaded.model is not None else None
-        return respond(req, d, version, self.settings.serving.feature_service)
+        return respond(req, d, version, self.settings.serving.feature_service, now)
 
     def _store(self, record: DecisionRecord) -> tuple[DecisionRecord, bool]:
         try:
@@ -207,6 +213,9 @@ class DecisionRuntime:
 
     def decide_many(self, requests: list[DecideRequest]) -> list[DecisionResponse]:
         return [self.decide(r) for r in requests]
+
+    def decide_bodies(self, requests: list[DecideRequest]) -> list[dict[str, Any]]:
+        return [self.decide_body(r) for r in requests]
 
     # Events and feedback ------------------------------------------------------------------------------------
     def push_event(self, event: CustomerEvent) -> EventResponse:

@@ -64,21 +64,22 @@ def score_breakdown(
     rev = np.atleast_2d(np.asarray(expected_revenue, dtype=np.float64))
     if p.shape != rev.shape or p.shape[1] != len(action_ids):
         raise ValueError(f"scores must be (n, {len(action_ids)}); got {p.shape} and {rev.shape}")
-    control = action_ids.index(catalog.control)
-    idx = [catalog.index[a] for a in action_ids]
-    cost = np.broadcast_to(catalog.costs[idx], p.shape)
-    lever = np.broadcast_to(catalog.levers[idx] if levers is None else np.asarray(levers, np.float64), p.shape)
-    net = ((rev - rev[:, [control]]) - cost) * lever
+    idx, control = catalog.columns(tuple(action_ids))
+    cost = np.empty_like(p)
+    cost[...] = catalog.costs[idx]
+    lever = np.empty_like(p)
+    lever[...] = catalog.levers[idx] if levers is None else levers
+    net = (rev - rev[:, control : control + 1] - cost) * lever
     net[:, control] = 0.0
     value = np.divide(rev, p, out=np.zeros_like(rev), where=p > 1e-12)
     return ScoreBreakdown(
         action_ids=tuple(action_ids),
         control_index=control,
         propensity=p,
-        uplift=p - p[:, [control]],
+        uplift=p - p[:, control : control + 1],
         value=value,
-        cost=np.array(cost),
-        lever=np.array(lever),
+        cost=cost,
+        lever=lever,
         net_value=net,
     )
 

@@ -120,6 +120,22 @@ class ActionCatalog(BaseModel):
         return np.array([a.lever for a in self.actions], dtype=np.float64)
 
     @cached_property
+    def column_cache(self) -> dict[tuple[str, ...], tuple[np.ndarray, int]]:
+        return {}
+
+    def columns(self, action_ids: tuple[str, ...]) -> tuple[np.ndarray, int]:
+        """Catalog indices of ``action_ids`` and the control's position among them (ValueError when it is not
+        there); cached per candidate tuple, as every decision over the same candidates asks again."""
+        cache = self.column_cache
+        found = cache.get(action_ids)
+        if found is None:
+            if len(cache) >= 256:
+                cache.clear()
+            idx = np.array([self.index[a] for a in action_ids], dtype=np.intp)
+            found = cache[action_ids] = (idx, action_ids.index(self.control))
+        return found
+
+    @cached_property
     def content_hash(self) -> str:
         payload = self.model_dump_json(exclude={"by_id", "ids", "index"}).encode()
         return hashlib.sha256(payload).hexdigest()[:12]

@@ -3,6 +3,8 @@ HTTP, bad requests get 4xx, a decision survives a restart in the log, feedback j
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,3 +93,8 @@ def test_decision_survives_a_restart_and_feedback_joins(service: dict[str, Any],
     metrics = httpx.get(f"{base}/metrics").text
     assert f'nextbest_decisions_total{{action="{fresh["action"]}"' in metrics
     assert "nextbest_decision_latency_seconds_bucket" in metrics
+    suppressed = Counter(rule for s in fresh["suppressed"] for rule in s["rule_ids"])
+    assert suppressed, fresh  # customer 18 has suppressed actions (no SMS consent, at least)
+    for rule, n in suppressed.items():  # counted per suppressed action, since this process started or before
+        found = re.search(rf'^nextbest_suppressions_total{{rule="{rule}"}} (\S+)$', metrics, re.M)
+        assert found and float(found.group(1)) >= n, (rule, n)

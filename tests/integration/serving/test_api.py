@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from nextbest.serving.app import create_app
 from nextbest.serving.models import LoadedModel
 from nextbest.serving.runtime import DecisionRuntime, build_runtime
-from nextbest.serving.schemas import DecisionResponse
+from nextbest.serving.schemas import DecideBatchResponse, DecisionResponse
 from nextbest.settings import Settings
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -28,7 +29,14 @@ def runtime(settings: Settings, champion: Any) -> DecisionRuntime:
 def decide(client: TestClient, **body: Any) -> dict[str, Any]:
     response = client.post("/decide", json={"channel": "any", **body})
     assert response.status_code == 200, response.text
+    assert_published(DecisionResponse, response.content)
     return response.json()  # type: ignore[no-any-return]
+
+
+def assert_published(model: type[BaseModel], content: bytes) -> None:
+    """The runtime builds response bodies without the response model: each must be, byte for byte, what the
+    validated model serialises (every field, in order, with the contract's types and formats)."""
+    assert model.model_validate_json(content).model_dump_json().encode() == content
 
 
 def test_decision_contract(client: TestClient, runtime: DecisionRuntime, champion: Any) -> None:
@@ -100,6 +108,7 @@ def test_malformed_json_and_batches(client: TestClient, runtime: DecisionRuntime
     assert r.status_code == 413 and r.json()["field"] == "requests"
     ok = client.post("/decide/batch", json={"requests": [{"customer_id": i, "channel": "email"} for i in (3, 4, 5)]})
     assert ok.status_code == 200 and [d["customer_id"] for d in ok.json()["decisions"]] == [3, 4, 5]
+    assert_published(DecideBatchResponse, ok.content)
 
 
 def _event(customer: int, minutes: int, **kw: Any) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def metrics() -> Iterator[Any]:
 
     m = Metrics()
     yield m
-    for collector in vars(m).values():
+    for collector in m.collectors():
         REGISTRY.unregister(collector)
 
 
@@ -167,6 +167,8 @@ def test_an_invalid_file_is_rejected_whole_and_reported(
 def test_shadow_rules_change_nothing_but_appear_in_the_log(
     runtime: DecisionRuntime, client: TestClient, files: dict[str, Any]
 ) -> None:
+    from prometheus_client import REGISTRY
+
     def decide_all() -> list[dict[str, Any]]:
         return [client.post("/decide", json={"customer_id": c, "channel": "email"}).json() for c in range(1, 61)]
 
@@ -175,11 +177,14 @@ def test_shadow_rules_change_nothing_but_appear_in_the_log(
     plain = decide_all()
     install(files, "C")
     assert runtime.reload(force=True, include_model=False)["rules"]["ruleset_version"] == files["C"]
+    counted = REGISTRY.get_sample_value("nextbest_shadow_hits_total", {"rule": "shadow_email_freeze"}) or 0.0
     shadowed = decide_all()
     assert [(d["action"], d["greedy_action"]) for d in shadowed] == [(d["action"], d["greedy_action"]) for d in plain]
     assert all(d["ruleset_version"] == files["C"] for d in shadowed)
     hit = [d for d in shadowed if any(h["rule_id"] == "shadow_email_freeze" for h in d["shadow"])]
     assert len(hit) == len(shadowed)  # email_promo is a candidate of every email decision
+    after = REGISTRY.get_sample_value("nextbest_shadow_hits_total", {"rule": "shadow_email_freeze"})
+    assert after == counted + sum(h["rule_id"] == "shadow_email_freeze" for d in shadowed for h in d["shadow"])
     assert all("shadow_email_freeze" not in email_promo_rules(d) for d in shadowed)  # reported, not applied
     for d in hit[:10]:
         stored = runtime.backends.log.get(d["decision_id"])
