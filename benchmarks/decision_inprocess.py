@@ -5,9 +5,9 @@ load from other processes hits all of them alike):
   1. online feature read: nextbest ``OnlineFeatureReader.read_one`` (Feast + freshness checks);
   2. raw model predict: LightGBM ``Booster.predict`` of the champion's boosters on the 20 candidate rows,
      matrices prepared beforehand (the conversion head and the order-value head);
-  3. ``DecisionRuntime.decide``: features, contact history, scores, rules, arbitration, exploration, the
-     response and the decision-log write (a new SQLite log), i.e. everything ``POST /decide`` does besides HTTP
-     (with the start-up objects frozen out of the garbage collector, as the service does).
+  3. ``DecisionRuntime.decide_body``: features, contact history, scores, rules, arbitration, exploration, the
+     response body and the decision-log write (a new SQLite log), i.e. everything ``POST /decide`` does besides
+     HTTP (with the start-up objects frozen out of the garbage collector, as the service does).
 Target: (3) adds at most 0.5 ms p50 beyond (1) + (2).
 
     python benchmarks/decision_inprocess.py [--customers 10000] [--decisions 3000] [--home DIR]
@@ -122,7 +122,7 @@ def main() -> None:
     names = {
         "read": "online feature read (OnlineFeatureReader)",
         "predict": "raw model predict, 20 rows (Booster.predict)",
-        "decide": "nextbest decide (DecisionRuntime.decide)",
+        "decide": "nextbest decide (DecisionRuntime.decide_body)",
     }
     paths = {names["read"]: read, names["predict"]: predict, names["decide"]: decide}
     load = os.getloadavg()[0]

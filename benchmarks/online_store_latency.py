@@ -120,7 +120,7 @@ def main() -> None:
         requests = [DecideRequest(customer_id=c, channel="email") for c in ids]
         decisions = in_blocks(
             [f"{name}: decision" for name in names],
-            [lambda i, rt=rt: rt.decide(requests[i]) for rt in runtimes.values()],
+            [lambda i, rt=rt: rt.decide_body(requests[i]) for rt in runtimes.values()],
             args.n,
         )
 

@@ -2,11 +2,16 @@
 :func:`nextbest.core.events.next_state`), push the new row. Late events are dropped, never written over newer
 state; the monotonic online store guards the same invariant against concurrent writers. Event times are
 compared and stored in whole seconds; events of the same second apply in the order they arrive.
+
+The read, change and write of a row happen under a lock of that row: a thread lock within the process and the
+online store's entity lock across processes and replicas (a file lock on SQLite, a lock key on Redis), so two
+events for the same customer never both start from the same state.
 """
 
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,7 +29,7 @@ class PushResult:
 
 
 class EventWriter:
-    """Applies events to the online store. Thread-safe within a process (one lock per customer stripe)."""
+    """Applies events to the online store, one row at a time (see the module docstring)."""
 
     def __init__(self, store: Any, stripes: int = 64) -> None:
         from feast.data_source import PushMode
@@ -32,6 +37,13 @@ class EventWriter:
         self._store = store
         self._mode = PushMode.ONLINE
         self._locks = [threading.Lock() for _ in range(stripes)]
+        online = store._get_provider().online_store
+        self._entity_lock = getattr(online, "entity_lock", None)  # nextbest's stores; Feast's own have none
+
+    def _row_lock(self, view_name: str, customer_id: int) -> AbstractContextManager[Any]:
+        if self._entity_lock is None:
+            return nullcontext()
+        return self._entity_lock(self._store.config, f"{view_name}:{customer_id}")  # type: ignore[no-any-return]
 
     def current(self, view_name: str, customer_id: int) -> tuple[dict[str, Any] | None, int | None]:
         """The stored row of a view (internal fields included) and its event time, or (None, None)."""
@@ -49,7 +61,7 @@ class EventWriter:
 
         view_name = EVENT_VIEW[event.type]
         spec = view(view_name)
-        with self._locks[event.customer_id % len(self._locks)]:
+        with self._locks[event.customer_id % len(self._locks)], self._row_lock(view_name, event.customer_id):
             current, ts = self.current(view_name, event.customer_id)
             new = next_state(current, ts, event)
             if new is None:

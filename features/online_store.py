@@ -14,14 +14,23 @@ time *equals* the stored one, so of two events in the same second only the first
 one Lua compare-and-set (atomic in Redis, same-or-newer wins, as on SQLite). The client reconnects at once
 instead of redis-py's multi-second backoff, and after a failed call fails fast for ``retry_after_s``, so a
 Redis outage costs a decision one short timeout at most and the service degrades instead of stalling.
+
+Both stores also lend real-time events a lock per entity row (:meth:`entity_lock`): an event is a read, a change
+and a write of the row, and two workers or replicas applying events to the same customer's row at once must
+not both start from the same state (one change would be lost). SQLite takes a file lock (the processes of
+one machine share the file); Redis a lock key with an expiry (every replica shares the server).
 """
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from feast import utils
@@ -37,6 +46,7 @@ from feast.utils import to_naive_utc
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -58,6 +68,19 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
         return conn
+
+    @contextmanager
+    def entity_lock(self, config: RepoConfig, name: str, stripes: int = 256) -> Iterator[None]:
+        """Exclude the other processes of this machine from the row ``name`` (an exclusive ``flock`` on one of
+        ``stripes`` files beside the database; threads of one process must exclude each other themselves)."""
+        folder = Path(f"{self._get_db_path(config)}.locks")
+        folder.mkdir(exist_ok=True)
+        with (folder / f"{zlib.crc32(name.encode()) % stripes}.lock").open("a+b") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(file, fcntl.LOCK_UN)
 
     def online_write_batch(
         self,
@@ -201,6 +224,21 @@ class MonotonicRedisOnlineStore(RedisOnlineStore):
         except (RedisConnectionError, RedisTimeoutError):
             self._down_until = time.monotonic() + getattr(config.online_store, "retry_after_s", 1.0)
             raise
+
+    @contextmanager
+    def entity_lock(self, config: RepoConfig, name: str, timeout: float = 5.0, wait: float = 2.0) -> Iterator[None]:
+        """Exclude every other replica from the row ``name`` of this project: a Redis lock key that expires
+        after ``timeout`` seconds (a replica that dies holding it blocks the row that long at most). Waiting
+        longer than ``wait`` raises ``redis.exceptions.LockError`` (the caller spools the event)."""
+        client = self._get_client(config.online_store)
+        lock = client.lock(f"nextbest_lock:{config.project}:{name}", timeout=timeout, blocking_timeout=wait)
+        if not self._guarded(config, lock.acquire):
+            raise LockError(f"{name}: another writer held the lock for more than {wait} s")
+        try:
+            yield
+        finally:
+            with suppress(LockError):  # expired: held past its timeout (another writer may have had the row)
+                lock.release()
 
     def _read_hash_fields(self, config: RepoConfig, commands: list[tuple[bytes, list[Any]]]) -> list[list[Any]]:
         read = super()._read_hash_fields

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().resolve()
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        _redis_connection_string(value)  # rejects what the Feast connection string cannot express
+        return value
+
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:
         # Frozen model: fill the derived defaults through object.__setattr__ once, at construction.
@@ -152,15 +158,35 @@ class Settings(BaseSettings):
 
 
 def _redis_connection_string(url: str) -> str:
-    """Feast wants ``host:port,db=N`` rather than a URL."""
-    from urllib.parse import urlparse
+    """Feast's ``host:port,db=N,key=value...`` connection string for a Redis URL: ``redis://`` or ``rediss://``
+    (TLS), with an optional ``user:password@`` (percent-decoded) and query parameters passed on to the Redis
+    client (e.g. ``?ssl_cert_reqs=required&ssl_ca_certs=/etc/ssl/ca.pem``). Raises ValueError for what Feast's
+    format cannot carry (its separators ``,`` inside a value) or an unknown scheme."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
 
-    parsed = urlparse(url)
-    db = (parsed.path or "/0").lstrip("/") or "0"
-    host = parsed.hostname or "127.0.0.1"
-    port = parsed.port or 6379
-    extra = f",password={parsed.password}" if parsed.password else ""
-    return f"{host}:{port},db={db}{extra}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"expected redis://[user:password@]host[:port][/db] or rediss://..., got {parts.scheme!r}")
+    try:
+        port = parts.port or 6379
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    db = (parts.path or "/0").lstrip("/") or "0"
+    if not db.isdigit():
+        raise ValueError(f"the database must be a number, got {db!r}")
+    params: list[tuple[str, str]] = [("db", db)]
+    if parts.scheme == "rediss":
+        params.append(("ssl", "true"))
+    if parts.username:
+        params.append(("username", unquote(parts.username)))
+    if parts.password:
+        params.append(("password", unquote(parts.password)))
+    params += parse_qsl(parts.query, keep_blank_values=True)
+    for key, value in params:
+        if "," in key or "," in value or "=" in key:
+            raise ValueError(f"{key}: Feast's Redis connection string cannot carry ',' in a value")
+    host = parts.hostname or "127.0.0.1"
+    return ",".join([f"{host}:{port}", *(f"{k}={v}" for k, v in params)])
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

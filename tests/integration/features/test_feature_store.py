@@ -16,7 +16,9 @@ from nextbest.core.events import parse_event
 from nextbest.core.features import ENTITY, REQUEST_TS, VIEWS, model_features, service_features, view
 from nextbest.features.events import EventWriter
 from nextbest.features.online import OnlineFeatureReader
+from nextbest.settings import Settings
 from nextbest.world.outcome import true_response
+from tests.support.event_race import open_tickets_after_a_race
 
 
 def unix_seconds(ts: pd.Series) -> pd.Series:
@@ -155,3 +157,13 @@ def test_model_features_are_all_served(feature_store: Any) -> None:
     service = feature_store.get_feature_service("nba_v1")
     served = {f.name for p in service.feature_view_projections for f in p.features}
     assert set(model_features()) <= served
+
+
+def test_events_for_one_customer_from_several_processes_lose_nothing(
+    feature_store: Any, settings: Settings, as_of: datetime
+) -> None:
+    """Two workers opening tickets for the same customer at the same moment: every ticket is kept (each event
+    reads, changes and writes the row under the store's entity lock; without it one write would start from a
+    state that misses the other's ticket)."""
+    got, expected = open_tickets_after_a_race(feature_store, settings, 123, as_of)
+    assert got == expected

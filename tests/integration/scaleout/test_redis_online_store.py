@@ -19,6 +19,7 @@ from nextbest.features.events import EventWriter
 from nextbest.features.online import OnlineFeatureReader
 from nextbest.features.store import open_store, repo_config
 from nextbest.settings import Settings, load_settings
+from tests.support.event_race import open_tickets_after_a_race
 from tests.support.online_reads import compare_read_paths
 
 
@@ -182,3 +183,48 @@ def test_direct_reads_equal_feast_reads_on_redis(redis_store: Any, as_of: dateti
     rows = compare_read_paths(redis_store, customers, [as_of.timestamp() + 600, stale.timestamp()])
     assert sum(r.complete for r in rows) > 250 and not rows[len(customers) - 1].found
     assert any(r.stale_views for r in rows[len(customers) :])
+
+
+def test_an_acl_user_with_a_password_reads_and_a_wrong_password_is_refused(
+    redis_settings: Settings, redis_store: Any, redis_url: str, as_of: datetime
+) -> None:
+    """``NEXTBEST_REDIS_URL`` with ``user:password@`` (percent-encoded) reaches Feast's Redis client: a Redis ACL
+    user of this test reads what the default user reads; a wrong password is refused, never ignored."""
+    import uuid
+    from urllib.parse import quote, urlsplit
+
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    user, password = f"nbtest_{uuid.uuid4().hex[:8]}", f"p@ss:w/rd {uuid.uuid4().hex[:6]}"
+    admin.acl_setuser(user, enabled=True, passwords=[f"+{password}"], keys=["*"], commands=["+@all"])
+    parts = urlsplit(redis_url)
+
+    def reader(secret: str) -> OnlineFeatureReader:
+        url = f"redis://{user}:{quote(secret, safe='')}@{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"
+        settings = load_settings(
+            home=redis_settings.home, data_dir=redis_settings.data_dir, project_dir=redis_settings.project_dir,
+            environment="redis", redis_url=url, feast_project=redis_settings.feast_project,
+            mlflow_tracking_uri=redis_settings.mlflow_tracking_uri,
+        )  # fmt: skip
+        return OnlineFeatureReader(open_store(settings), "nba_v1")
+
+    try:
+        now = as_of.timestamp() + 60
+        row = reader(password).read_one(17, now)
+        assert row.found and row.complete
+        assert row.values == OnlineFeatureReader(redis_store, "nba_v1").read_one(17, now).values
+        with pytest.raises(redis.AuthenticationError):
+            reader(password + "x").read_one(17, now)
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
+
+
+def test_events_for_one_customer_from_two_replicas_lose_nothing(
+    redis_settings: Settings, redis_store: Any, as_of: datetime
+) -> None:
+    """Two replicas (processes sharing only Redis) opening tickets for the same customer at the same moment:
+    every ticket is kept (the row is read, changed and written under a Redis lock of that row)."""
+    got, expected = open_tickets_after_a_race(redis_store, redis_settings, 321, as_of)
+    assert got == expected
