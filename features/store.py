@@ -1,7 +1,9 @@
 """Opening the Feast store from the nextbest settings, applying definitions and materializing.
 
 The per-environment ``feature_store.yaml`` holds infrastructure only, with ``${NAME}`` placeholders filled
-from the settings, so every command works from any working directory.
+from the settings, so every command works from any working directory. With ``feast_registry_url`` the
+registry is Feast's SQL registry (e.g. on PostgreSQL) instead of the file under ``NEXTBEST_HOME``: every host
+reads the definitions the batch host applied, with no file to copy.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from nextbest.errors import ConfigError, DataError
 from nextbest.settings import Settings
 
 log = logging.getLogger(__name__)
+#: How long a process serves its cached copy of a SQL registry before reading it again.
+REGISTRY_CACHE_TTL_S = 60
 
 
 def repo_config(settings: Settings) -> Any:
@@ -33,6 +37,13 @@ def repo_config(settings: Settings) -> Any:
         raw = yaml.safe_load(text)
     except (KeyError, ValueError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    if settings.feast_registry_url:  # one registry for every host: `features apply` once, all replicas see it
+        raw["registry"] = {
+            "registry_type": "sql",
+            "path": settings.feast_registry_url,  # Feast puts postgresql:// on the psycopg 3 driver
+            "cache_ttl_seconds": REGISTRY_CACHE_TTL_S,
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        }
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return RepoConfig(repo_path=settings.features_dir, **raw)
 

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_]+$",
         description="Feast project: namespaces the registry and the online-store keys (one Redis, many projects).",
     )
+    feast_registry_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of a Feast SQL registry shared by every host (e.g. postgresql://user@db/feast); "
+        "default: a registry file under NEXTBEST_HOME.",
+    )
     catalog_path: Path | None = None
     rules_path: Path | None = None
     rule_params_path: Path | None = None

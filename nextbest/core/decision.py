@@ -239,13 +239,23 @@ def _scores(values: np.ndarray, k: int, name: str) -> np.ndarray:
 
 
 def _suppressions(rules: RuleEvaluation) -> tuple[Suppression, ...]:
-    """Suppressed actions in candidate order, each with every enforcing rule that hit it."""
-    by_action = rules.suppressions()
+    """Suppressed actions in candidate order, each with every enforcing rule that hit it (in rule order)."""
+    by_action: dict[str, list[RuleHit]] = {}
+    for h in rules.hits:
+        if h.mode == "enforce" and h.effect == "suppress":
+            found = by_action.get(h.action_id)
+            if found is None:
+                by_action[h.action_id] = [h]
+            else:
+                found.append(h)
     if not by_action:
         return ()
     out = []
     for a in rules.action_ids:
         hits = by_action.get(a)
-        if hits:
-            out.append(Suppression(a, tuple([h.rule_id for h in hits]), tuple([h.message for h in hits])))
+        if hits is not None:
+            if len(hits) == 1:
+                out.append(Suppression(a, (hits[0].rule_id,), (hits[0].message,)))
+            else:
+                out.append(Suppression(a, tuple([h.rule_id for h in hits]), tuple([h.message for h in hits])))
     return tuple(out)

@@ -24,6 +24,7 @@ import numpy as np
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.features import FieldSpec, all_fields
 from nextbest.core.rule_compile import Rule, eligibility_rules
+from nextbest.core.rule_context import ContextCache
 from nextbest.core.rule_syntax import first_line, inline, paths, references
 from nextbest.core.rule_values import (
     CONVERT,
@@ -64,6 +65,7 @@ class Plan:
     request: tuple[str, ...] | None = None
     programs: dict[Any, cel.Program] = field(default_factory=dict)  # fallback and batch programs, by key
     collector: Collector | None = None  # built on first use (single-request evaluation only)
+    contexts: ContextCache = field(default_factory=ContextCache)
 
     def context(self, features: Mapping[str, Any], request: RequestInfo, history: Mapping[str, Any]) -> cel.Context:
         values: dict[str, Any] = {}
@@ -74,7 +76,7 @@ class Plan:
             values["request"] = req if self.request is None else {k: req[k] for k in self.request}
         if "history" in self.variables:
             values["history"] = history_values(history, self.history)
-        return cel.Context(values)
+        return self.contexts.context(values)
 
 
 # A pair that can fire: (position in plan order, candidate position, rule index, hit when the element is true
@@ -117,6 +119,8 @@ class RuleEngine:
             states, elements = self._specialise(rule)
             self._static.append(states)
             self._dynamic.append(elements)
+        # what a hit of each rule does: (skipped when its condition erred, enforced, suppresses, lever)
+        self._effects = [(r.on_error == "skip", r.mode == "enforce", r.suppress, r.lever) for r in self.rules]
         self._all_converters = self._converters_for(list(self.fields))
         self._plans: dict[tuple[tuple[int, ...], tuple[int, ...]], Plan] = {}
         self._indices: dict[tuple[str, ...], tuple[int, ...]] = {}
@@ -305,17 +309,18 @@ class RuleEngine:
         suppressed, lever = [False] * n, [1.0] * n
         hits: list[RuleHit] = []
         skipped: list[RuleHit] = []
+        effects = self._effects
         for k, r, hit in fired:
-            rule = self.rules[r]
-            if hit.error is not None and rule.on_error == "skip":
+            skip, enforce, suppress, factor = effects[r]
+            if skip and hit.error is not None:
                 skipped.append(hit)
                 continue
             hits.append(hit)
-            if rule.mode == "enforce":
-                if rule.suppress:
+            if enforce:
+                if suppress:
                     suppressed[k] = True
                 else:
-                    lever[k] *= rule.lever
+                    lever[k] *= factor
         return RuleEvaluation(
             candidates, np.array(suppressed, bool), np.array(lever), tuple(hits), tuple(skipped), self.version
         )

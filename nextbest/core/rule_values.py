@@ -68,14 +68,6 @@ class RuleEvaluation:
     def shadow(self) -> tuple[RuleHit, ...]:
         return tuple(h for h in self.hits if h.mode == "shadow")
 
-    def suppressions(self) -> dict[str, list[RuleHit]]:
-        """Enforced suppressions per action, in rule order."""
-        out: dict[str, list[RuleHit]] = {}
-        for h in self.hits:
-            if h.mode == "enforce" and h.effect == "suppress":
-                out.setdefault(h.action_id, []).append(h)
-        return out
-
 
 class Failure:
     __slots__ = ("message",)

@@ -18,6 +18,7 @@ import pytest
 
 from nextbest.serving.runtime import DecisionRuntime, build_runtime
 from nextbest.settings import Settings, load_settings
+from tests.support.redis_keys import delete_project_keys
 from tests.support.servers import free_port, require_redis
 from tests.support.tcp_proxy import TcpProxy
 
@@ -68,31 +69,13 @@ def redis_settings(
 @pytest.fixture(scope="session")
 def redis_store(redis_settings: Settings, redis_url: str, as_of: datetime) -> Iterator[Any]:
     """The repository applied and the world materialized into Redis; the project's keys are deleted after."""
-    import redis
-
     from nextbest.features.store import apply, materialize, open_store
 
     apply(redis_settings)
     materialize(redis_settings, end=as_of)
     store = open_store(redis_settings)
     yield store
-    client = redis.Redis.from_url(redis_url)
-    pattern = b"*" + redis_settings.feast_project.encode()
-    for batch in _chunks(client.scan_iter(match=pattern, count=1000), 500):
-        client.delete(*batch)
-    assert not list(client.scan_iter(match=pattern)), "keys of the test project are left in Redis"
-    client.close()
-
-
-def _chunks(items: Any, size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    delete_project_keys(redis_url, redis_settings.feast_project)
 
 
 @pytest.fixture(scope="session")

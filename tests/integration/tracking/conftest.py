@@ -12,29 +12,21 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 
+from tests.support.databases import scratch_database
 from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module")
 def mlflow_database(postgres_url: str) -> Iterator[str]:
     """A fresh database for the MLflow backend store, as a SQLAlchemy URL on the psycopg 3 driver."""
-    import psycopg
-
-    name = f"nextbest_mlflow_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    parts = urlsplit(postgres_url)
-    yield urlunsplit(parts._replace(scheme="postgresql+psycopg", path=f"/{name}"))
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database(postgres_url, "nextbest_mlflow", scheme="postgresql+psycopg") as url:
+        yield url
 
 
 def mlflow_server_command(backend: str, artifacts: Path, port: int) -> list[str]:
