@@ -12,8 +12,12 @@ like any trained model.
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
+import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +122,25 @@ def prepare(home: Path, customers: int = 10_000) -> dict[str, Any]:
     marker.write_text(json.dumps(info, indent=2))
     print(f"world ready in {info['setup_s']:.0f} s (champion version {version}, 20 actions)", flush=True)
     return info
+
+
+def world_from_args(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, Path, dict[str, Any]]:
+    """Parse the script's arguments plus ``--customers`` and ``--home``, quiet the libraries' warnings, and
+    prepare the world: ``(args, home, world)``."""
+    parser.add_argument("--customers", type=int, default=10_000, help="Customers of the world (feature rows).")
+    parser.add_argument("--home", type=Path, default=None, help="Reuse (or build once into) this home.")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    home = args.home or Path(tempfile.mkdtemp(prefix="nextbest-bench-"))
+    return args, home, prepare(home, args.customers)
+
+
+def settings_with_fresh_log(home: Path, world: dict[str, Any], prefix: str) -> Any:
+    """The world's settings with a new, empty SQLite decision log of this run (in a new folder of ``home``)."""
+    from nextbest.settings import load_settings
+
+    log_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=home))
+    return load_settings(
+        home=home, catalog_path=Path(world["catalog"]), decision_log_url=f"sqlite:///{log_dir / 'decisions.db'}"
+    )

@@ -16,7 +16,6 @@ Target: the core decides >= 20,000 customers/s.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import statistics
@@ -24,13 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _decision_world import prepare
+from _decision_world import world_from_args
 
 TARGET = 20_000
 
@@ -38,12 +36,8 @@ TARGET = 20_000
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000, help="Customers in the batch.")
-    parser.add_argument("--customers", type=int, default=10_000, help="Customers of the world (feature rows).")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--home", type=Path, default=None, help="Reuse (or build once into) this home.")
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    args, home, world = world_from_args(parser)
 
     import pandas as pd
 
@@ -54,8 +48,6 @@ def main() -> None:
     from nextbest.serving.models import load_model_ref
     from nextbest.settings import load_settings
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="nextbest-bench-"))
-    world = prepare(home, args.customers)
     settings = load_settings(home=home, catalog_path=Path(world["catalog"]))
     work = Path(tempfile.mkdtemp(prefix="batch-", dir=home))
 

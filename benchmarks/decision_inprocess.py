@@ -16,12 +16,9 @@ Target: (3) adds at most 0.5 ms p50 beyond (1) + (2).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timing
-from _decision_world import prepare
+from _decision_world import settings_with_fresh_log, world_from_args
 
 TARGET_MS = 0.5
 Timings = dict[str, Timing]
@@ -67,23 +64,13 @@ def table(by: Timings, read: str, predict: str, decide: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--decisions", type=int, default=3_000)
-    parser.add_argument("--home", type=Path, default=None, help="Reuse (or build once into) this home.")
-    args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    args, home, world = world_from_args(parser)
 
     from nextbest.serving.runtime import build_runtime, freeze_startup_objects
     from nextbest.serving.schemas import DecideRequest
-    from nextbest.settings import load_settings
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="nextbest-bench-"))
-    world = prepare(home, args.customers)
-    log_dir = Path(tempfile.mkdtemp(prefix="inprocess-", dir=home))  # a fresh decision log for every run
-    settings = load_settings(
-        home=home, catalog_path=Path(world["catalog"]), decision_log_url=f"sqlite:///{log_dir / 'decisions.db'}"
-    )
+    settings = settings_with_fresh_log(home, world, "inprocess-")  # a fresh decision log for every run
     runtime = build_runtime(settings)
     snap = runtime.components.snapshot()
     model, policy, reader = snap.model.model, snap.policy, runtime.backends.features

@@ -34,6 +34,7 @@ from nextbest.serving.log_sql import (
     encode_decision,
     flatten,
     loads,
+    rule_ids,
     statements,
 )
 
@@ -286,7 +287,9 @@ class DecisionLog(ABC):
 
     def activity(self, since: float, until: float | None = None, *, page_size: int = 5000) -> Iterator[dict[str, Any]]:
         """Decisions created in ``[since, until)``, oldest first, as ``ACTIVITY_COLUMNS`` dicts (no features or
-        scores; feedback aggregated: a 0/1 flag per type, conversion events as ``orders`` and their revenue).
+        scores; rule hits as the ids of the rules that suppressed actions, ``suppressed_by``, and of the shadow
+        hits, ``shadow_hits``; feedback aggregated: a 0/1 flag per type, conversion events as ``orders`` and
+        their revenue).
         Read in pages, so analytics over a long window never holds it in memory or in one transaction."""
         cursor: tuple[float, str] = (float(since), "")
         end = math.inf if until is None else float(until)
@@ -319,7 +322,8 @@ class DecisionLog(ABC):
         for name in ("explored", "control", "degraded", "impression", "click", "conversion", "dismissed"):
             out[name] = bool(out[name])
         out["orders"] = int(out["orders"])
-        out["rule_hits"] = loads(out["rule_hits"]) or []
+        ids, hits = out.pop("rule_ids"), out.pop("rule_hits")
+        out["suppressed_by"], out["shadow_hits"] = loads(ids) if ids is not None else rule_ids(loads(hits))
         return out
 
     def counts(self) -> dict[str, int]:

@@ -47,18 +47,11 @@ def facts(row: dict[str, Any], catalog: ActionCatalog) -> DecisionFacts:
     action, greedy = row["action"], row.get("greedy_action") or row["action"]
     channel = None if action == catalog.control else row["action_channel"]
     greedy_channel = channel if greedy == action else delivery_channel(row["channel"], greedy, catalog)
-    suppressed: list[str] = []
-    shadow: list[str] = []
-    for hit in row.get("rule_hits") or []:
-        if "suppressed" in hit:
-            suppressed.extend(hit["suppressed"].get("rule_ids", []))
-        elif "rule_id" in hit:
-            shadow.append(hit["rule_id"])
     return DecisionFacts(
         created_at=row["created_at"], action=action, greedy_action=greedy, control=row["control"], channel=channel,
         greedy_channel=greedy_channel, degraded=row["degraded"], explored=row["explored"],
         impression=row["impression"], click=row["click"], converted=row["conversion"], orders=row["orders"],
-        revenue=row["revenue"], suppressed_by=tuple(suppressed), shadow_hits=tuple(shadow),
+        revenue=row["revenue"], suppressed_by=tuple(row["suppressed_by"]), shadow_hits=tuple(row["shadow_hits"]),
     )  # fmt: skip
 
 
@@ -128,7 +121,7 @@ def recent(log: DecisionLog, customer_id: int, limit: int = 20) -> list[dict[str
     """The customer's latest logged decisions with their outcomes."""
     out = []
     for r in log.customer_activity(customer_id, limit):
-        suppressed = sorted({i for h in r["rule_hits"] if "suppressed" in h for i in h["suppressed"]["rule_ids"]})
+        suppressed = sorted(set(r["suppressed_by"]))
         outcome = next((k for k in ("conversion", "click", "impression", "dismissed") if r[k]), "no feedback")
         out.append({
             "decision_id": r["decision_id"], "decided_at": _iso(r["created_at"]), "channel": r["channel"],

@@ -27,12 +27,15 @@ JSON_COLUMNS = ("features", "scores", "rule_hits", "response", "context")
 #: existing table at start-up, with a default, so older rows and older writers keep working.
 ADDED_DECISION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("context", "TEXT NOT NULL DEFAULT '{}'", "JSONB NOT NULL DEFAULT '{}'::jsonb"),
+    # The rule ids of ``rule_hits`` alone, ``[[suppressing...], [shadow...]]`` (JSON text): what analytics and the
+    # explorer read, without parsing every hit's message. NULL in rows of older versions (read from rule_hits).
+    ("rule_ids", "TEXT", "TEXT"),
 )
 #: What analytics and the decision explorer read per decision (no features or scores): metadata, the action
 #: arbitration chose, rule hits and the feedback aggregated (flags per type, conversion events and revenue).
 ACTIVITY_COLUMNS: tuple[str, ...] = (
     "decision_id", "customer_id", "created_at", "channel", "action", "action_channel", "probability", "explored",
-    "control", "degraded", "reason", "model_version", "ruleset_version", "greedy_action", "rule_hits",
+    "control", "degraded", "reason", "model_version", "ruleset_version", "greedy_action", "rule_ids", "rule_hits",
     "impression", "click", "conversion", "dismissed", "orders", "revenue",
 )  # fmt: skip
 BOOL_COLUMNS = ("explored", "control", "degraded")
@@ -46,8 +49,8 @@ def statements(d: str, f: str) -> dict[str, str]:
     served = "d.customer_id = ? AND d.created_at >= ? AND NOT d.control AND d.action_channel IS NOT NULL"
     flag = "MAX(CASE WHEN type = '{}' THEN 1 ELSE 0 END)"
     return {
-        "insert_decision": f"INSERT INTO {d} ({cols}) VALUES ({', '.join('?' * len(DECISION_COLUMNS))}) "
-        "ON CONFLICT DO NOTHING",
+        "insert_decision": f"INSERT INTO {d} ({cols}, rule_ids) "
+        f"VALUES ({', '.join('?' * (len(DECISION_COLUMNS) + 1))}) ON CONFLICT DO NOTHING",
         "by_id": select + "decision_id = ?",
         "by_request": select + "request_id = ?",
         "owner": f"SELECT customer_id FROM {d} WHERE decision_id = ?",
@@ -91,12 +94,26 @@ def statements(d: str, f: str) -> dict[str, str]:
 
 
 def encode_decision(v: dict[str, Any]) -> tuple[Any, ...]:
-    """A record's ``__dict__`` as row values in column order; numbers coerced so NumPy scalars bind."""
+    """A record's ``__dict__`` as row values in column order, then ``rule_ids``; numbers coerced so NumPy scalars
+    bind."""
     return (v["decision_id"], v["request_id"], int(v["customer_id"]), float(v["created_at"]), v["channel"],
             v["action"], v["action_channel"], float(v["probability"]), bool(v["explored"]), bool(v["control"]),
             bool(v["degraded"]), v["reason"], v["model_version"], v["ruleset_version"], v["catalog_version"],
             v["feature_service"], dumps(v["features"]), dumps(v["scores"]), dumps(v["rule_hits"]),
-            dumps(_slim_response(v)), dumps(v.get("context") or {}))  # fmt: skip
+            dumps(_slim_response(v)), dumps(v.get("context") or {}), dumps(rule_ids(v["rule_hits"])))  # fmt: skip
+
+
+def rule_ids(hits: list[dict[str, Any]] | None) -> tuple[list[str], list[str]]:
+    """The ids of the rules in a decision's ``rule_hits``: those suppressing an action (one entry per suppressed
+    action and rule, in the logged order) and the shadow-mode hits."""
+    suppressed: list[str] = []
+    shadow: list[str] = []
+    for hit in hits or ():
+        if "suppressed" in hit:
+            suppressed.extend(hit["suppressed"].get("rule_ids", ()))
+        elif "rule_id" in hit:
+            shadow.append(hit["rule_id"])
+    return suppressed, shadow
 
 
 def decode_decision(row: Any) -> dict[str, Any]:
@@ -225,8 +242,8 @@ def _activity(d: str, f: str, where: str, order: str) -> str:
             "explored", "control", "degraded", "reason", "model_version", "ruleset_version")  # fmt: skip
     flag = "MAX(CASE WHEN x.type = '{}' THEN 1 ELSE 0 END)"
     page = (
-        f"SELECT {', '.join(cols)}, response ->> 'greedy_action' AS greedy_action, rule_hits FROM {d} "
-        f"WHERE {where} ORDER BY {order} LIMIT ?"
+        f"SELECT {', '.join(cols)}, response ->> 'greedy_action' AS greedy_action, rule_ids, "
+        f"CASE WHEN rule_ids IS NULL THEN rule_hits END AS rule_hits FROM {d} WHERE {where} ORDER BY {order} LIMIT ?"
     )
     feedback = (
         f"SELECT x.decision_id, {flag.format('impression')} AS impression, {flag.format('click')} AS click, "
@@ -235,7 +252,7 @@ def _activity(d: str, f: str, where: str, order: str) -> str:
         "SUM(CASE WHEN x.type = 'conversion' THEN COALESCE(x.revenue, 0) ELSE 0 END) AS revenue "
         f"FROM {f} x JOIN w ON w.decision_id = x.decision_id GROUP BY x.decision_id"
     )
-    out = ", ".join(f"w.{c}" for c in (*cols, "greedy_action", "rule_hits"))
+    out = ", ".join(f"w.{c}" for c in (*cols, "greedy_action", "rule_ids", "rule_hits"))
     sums = ", ".join(
         f"COALESCE(a.{c}, 0)" for c in ("impression", "click", "conversion", "dismissed", "orders", "revenue")
     )

@@ -4,6 +4,7 @@ read and write (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from pathlib import Path
@@ -24,8 +25,14 @@ OLD_COLUMNS = (
     "ruleset_version TEXT, catalog_version TEXT, feature_service TEXT, features {json} NOT NULL, "
     "scores {json} NOT NULL, rule_hits {json} NOT NULL, response {json} NOT NULL"
 )
+HITS = [
+    {"rule_id": "quiet_hours", "action": "sms_reminder", "effect": "suppress", "message": "m", "mode": "shadow",
+     "error": None},
+    {"suppressed": {"action": "email_promo", "rule_ids": ["consent_email", "no_promo_open_ticket"],
+                    "messages": ["a", "b"]}},
+]  # fmt: skip
 OLD_ROW = ("old-1", None, 7, 1.0, "email", "no_action", None, 1.0, False, False, True, "x", None, None, None, None,
-           "{}", "[]", "[]", '{"action": "no_action"}')  # fmt: skip
+           "{}", "[]", json.dumps(HITS), '{"action": "no_action"}')  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +100,15 @@ def _check_upgraded(log: Any) -> None:
     log.record_decision(DecisionRecord(**spooled))
     assert log.get("spooled-1").context == {}
     assert {r.decision_id for r, _ in log.decisions(0.0)} >= {"old-1", new.decision_id}
+    # rule ids for analytics: from the rule_ids column, or parsed from rule_hits in rows from before it
+    hit = _record(rule_hits=HITS)
+    log.record_decision(hit)
+    activity = {r["decision_id"]: r for r in log.activity(0.0)}
+    for decision_id in ("old-1", hit.decision_id):
+        row = activity[decision_id]
+        assert row["suppressed_by"] == ["consent_email", "no_promo_open_ticket"], decision_id
+        assert row["shadow_hits"] == ["quiet_hours"], decision_id
+    assert activity[new.decision_id]["suppressed_by"] == activity[new.decision_id]["shadow_hits"] == []
 
 
 def test_a_sqlite_log_from_before_the_context_column_is_upgraded(tmp_path: Path) -> None:
