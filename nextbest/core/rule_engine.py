@@ -5,11 +5,12 @@ fixed overhead, so a naive loop (rules × candidates, each with its own context)
 when a :class:`RuleEngine` is bound to a catalog, every rule's top-level ``&&`` conjuncts that read only the
 action are evaluated once per catalog action; the rest is specialised per action by inlining the action's
 attributes as literals, deduplicated, and compiled, per candidate set, into one list-valued program. A
-request then builds one small context (only the features and history fields some rule reads) and runs that
-program once. Because CEL's ``&&`` is commutative (false wins over an error, an error over true), splitting
-changes no result; :meth:`RuleEngine.evaluate_naive` is the plain per-(rule, action) reference the tests
-compare against. If the combined program fails (a rule errs), each rule and then each element is evaluated
-on its own, so one broken rule never affects another; its ``on_error`` then decides.
+request then fills one small context (only the features and history fields some rule reads; reused per
+thread, converting only what changed: :mod:`nextbest.core.rule_context`) and runs that program once. Because
+CEL's ``&&`` is commutative (false wins over an error, an error over true), splitting changes no result;
+:meth:`RuleEngine.evaluate_naive` is the plain per-(rule, action) reference the tests compare against. If the
+combined program fails (a rule errs), each rule and then each element is evaluated on its own, so one broken
+rule never affects another; its ``on_error`` then decides.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Plan:
     request: tuple[str, ...] | None = None
     programs: dict[Any, cel.Program] = field(default_factory=dict)  # fallback and batch programs, by key
     collector: Collector | None = None  # built on first use (single-request evaluation only)
-    contexts: ContextCache = field(default_factory=ContextCache)
+    contexts: ContextCache = field(default_factory=ContextCache, repr=False, compare=False)
 
     def context(self, features: Mapping[str, Any], request: RequestInfo, history: Mapping[str, Any]) -> cel.Context:
         values: dict[str, Any] = {}
