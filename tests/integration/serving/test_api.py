@@ -98,6 +98,13 @@ def test_bad_input_is_a_4xx_naming_the_field(client: TestClient, body: dict[str,
     assert "Traceback" not in r.text
 
 
+@pytest.mark.parametrize("raw", [b"", b"[1]", b"null", b'{"customer_id": 5, "channel": "any"', b"\xff\xfe{}"])
+def test_a_body_that_is_not_a_json_object_is_a_422_naming_the_body(client: TestClient, raw: bytes) -> None:
+    r = client.post("/decide", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "body" and r.json()["error"].startswith("body: ")
+
+
 def test_malformed_json_and_batches(client: TestClient, runtime: DecisionRuntime) -> None:
     r = client.post("/decide", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON" in r.json()["error"]
