@@ -1,8 +1,9 @@
 """Several processes applying events to the same customer at once, as workers and replicas do.
 
 ``race_ticket_events`` starts ``writers`` processes (``python -m tests.support.event_race``), each opening the
-online store of the given settings and, from the same instant on, opening ``per_writer`` tickets of its own for
-one customer, every event in the same second (so each one applies: none is older than the stored row).
+online store of the given settings and then, all released together once every one is ready, opening
+``per_writer`` tickets of its own for one customer, every event in the same second (so each one applies: none
+is older than the stored row).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,13 +46,17 @@ def race_ticket_events(settings: Settings, customer: int, at: datetime, writers:
         "NEXTBEST_REDIS_URL": settings.redis_url,
         "NEXTBEST_FEAST_PROJECT": settings.feast_project,
     }
-    start = time.time() + 8.0  # every process has opened its store by then
+    gate = Path(tempfile.mkdtemp(prefix="event-race-"))  # each writer says it is ready; all start on "go"
     procs = []
     for w in range(writers):
-        job = {"customer": customer, "at": at.isoformat(), "start": start, "first": 880_000 + w * 1_000}
-        job["count"] = per_writer
+        job = {"customer": customer, "at": at.isoformat(), "gate": str(gate), "writer": w, "count": per_writer}
         cmd = [sys.executable, "-m", "tests.support.event_race", json.dumps(job)]
         procs.append(subprocess.Popen(cmd, cwd=PROJECT, env=env, stderr=subprocess.PIPE))
+    deadline = time.monotonic() + 120
+    while len(list(gate.glob("ready-*"))) < writers and all(p.poll() is None for p in procs):
+        assert time.monotonic() < deadline, "the writers did not open their stores within 120 s"
+        time.sleep(0.05)
+    (gate / "go").touch()
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()[-2000:]
@@ -63,12 +69,16 @@ def _write(job: dict[str, Any]) -> None:
     from nextbest.settings import load_settings
 
     writer = EventWriter(open_store(load_settings()))
+    first = 880_000 + 1_000 * job["writer"]
     events = [
-        parse_event({"type": "ticket_opened", "customer_id": job["customer"], "ticket_id": job["first"] + i,
+        parse_event({"type": "ticket_opened", "customer_id": job["customer"], "ticket_id": first + i,
                      "severity": 2, "timestamp": job["at"]})
         for i in range(job["count"])
     ]  # fmt: skip
-    time.sleep(max(0.0, job["start"] - time.time()))
+    gate = Path(job["gate"])
+    (gate / f"ready-{job['writer']}").touch()
+    while not (gate / "go").exists():
+        time.sleep(0.001)
     for event in events:
         assert writer.push(event).outcome == "applied"
 
