@@ -237,7 +237,9 @@ class MonotonicRedisOnlineStore(RedisOnlineStore):
         try:
             yield
         finally:
-            with suppress(LockError):  # expired: held past its timeout (another writer may have had the row)
+            # Expired (held past its timeout), or Redis went away after the write: the key expires on its own,
+            # and raising here would spool an event that was applied (its replay could apply it twice).
+            with suppress(LockError, RedisConnectionError, RedisTimeoutError):
                 lock.release()
 
     def _read_hash_fields(self, config: RepoConfig, commands: list[tuple[bytes, list[Any]]]) -> list[list[Any]]:
