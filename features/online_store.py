@@ -51,6 +51,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 _MAX_SQL_VARIABLES = 30_000
+#: The rows Feast hands ``online_write_batch``: (entity key, values by feature, event time, created time).
+WriteRows = list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]]
 
 
 class MonotonicSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
@@ -60,6 +62,8 @@ class MonotonicSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
 
 
 class MonotonicSqliteOnlineStore(SqliteOnlineStore):
+    _lock_folder: Path | None = None
+
     def _get_conn(self, config: RepoConfig) -> sqlite3.Connection:
         fresh = self._conn is None
         conn: sqlite3.Connection = super()._get_conn(config)
@@ -73,8 +77,10 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
     def entity_lock(self, config: RepoConfig, name: str, stripes: int = 256) -> Iterator[None]:
         """Exclude the other processes of this machine from the row ``name`` (an exclusive ``flock`` on one of
         ``stripes`` files beside the database; threads of one process must exclude each other themselves)."""
-        folder = Path(f"{self._get_db_path(config)}.locks")
-        folder.mkdir(exist_ok=True)
+        folder = self._lock_folder
+        if folder is None:  # once per store, not per event
+            folder = self._lock_folder = Path(f"{self._get_db_path(config)}.locks")
+            folder.mkdir(exist_ok=True)
         with (folder / f"{zlib.crc32(name.encode()) % stripes}.lock").open("a+b") as file:
             fcntl.flock(file, fcntl.LOCK_EX)
             try:
@@ -86,7 +92,7 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
         self,
         config: RepoConfig,
         table: FeatureView,
-        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+        data: WriteRows,
         progress: Callable[[int], Any] | None,
     ) -> None:
         if config.online_store.vector_enabled or getattr(config.online_store, "enable_openai_compatible_store", False):
@@ -270,7 +276,7 @@ class MonotonicRedisOnlineStore(RedisOnlineStore):
         self,
         config: RepoConfig,
         table: FeatureView,
-        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+        data: WriteRows,
         progress: Callable[[int], Any] | None,
     ) -> None:
         if config.online_store.skip_dedup:
@@ -285,7 +291,7 @@ class MonotonicRedisOnlineStore(RedisOnlineStore):
         self,
         config: RepoConfig,
         table: FeatureView,
-        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+        data: WriteRows,
     ) -> int:
         """Write every row that is not older than the stored one; returns how many were written."""
         if not data:

@@ -13,12 +13,13 @@ import pytest
 
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.events import parse_event
-from nextbest.core.features import ENTITY, REQUEST_TS, VIEWS, model_features, service_features, view
+from nextbest.core.features import ENTITY, REQUEST_TS, VIEWS, model_features, service_features
 from nextbest.features.events import EventWriter
 from nextbest.features.online import OnlineFeatureReader
 from nextbest.settings import Settings
 from nextbest.world.outcome import true_response
 from tests.support.event_race import open_tickets_after_a_race
+from tests.support.online_reads import assert_stale_after_a_missed_batch
 
 
 def unix_seconds(ts: pd.Series) -> pd.Series:
@@ -96,14 +97,7 @@ def test_unknown_customer_reads_as_not_found(feature_store: Any) -> None:
 
 
 def test_stale_values_come_back_missing(feature_store: Any, as_of: datetime) -> None:
-    reader = OnlineFeatureReader(feature_store, "nba_v1")
-    later = as_of + timedelta(days=view("order_rfm").ttl_days + 1)  # one missed weekly batch and a day
-    row = reader.read_one(42, now=later.timestamp())
-    assert row.view_status["customer_profile"] == "fresh"  # no freshness limit on the profile
-    assert row.view_status["order_rfm"] == "stale"
-    assert row.values["orders_90d"] is None and row.values["days_since_last_order"] is None
-    assert row.values["age"] is not None and row.values["tenure_days"] is not None
-    assert all(row.values[f] is None for f in view("engagement").served_names)
+    assert_stale_after_a_missed_batch(feature_store, as_of)
 
 
 def _event(as_of: datetime, minutes: int, **kw: Any) -> Any:

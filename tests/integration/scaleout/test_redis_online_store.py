@@ -20,7 +20,7 @@ from nextbest.features.online import OnlineFeatureReader
 from nextbest.features.store import open_store, repo_config
 from nextbest.settings import Settings, load_settings
 from tests.support.event_race import open_tickets_after_a_race
-from tests.support.online_reads import compare_read_paths
+from tests.support.online_reads import assert_stale_after_a_missed_batch, compare_read_paths
 
 
 def test_redis_environment_is_chosen_by_configuration(
@@ -61,14 +61,7 @@ def test_materialized_rows_read_back_from_redis(redis_store: Any, world_dir: Pat
 
 
 def test_stale_values_come_back_missing_on_redis(redis_store: Any, as_of: datetime) -> None:
-    reader = OnlineFeatureReader(redis_store, "nba_v1")
-    later = as_of + timedelta(days=view("order_rfm").ttl_days + 1)  # one missed weekly batch and a day
-    row = reader.read_one(42, now=later.timestamp())
-    assert row.view_status["customer_profile"] == "fresh"  # no freshness limit on the profile
-    assert row.view_status["order_rfm"] == "stale" and "order_rfm" in row.stale_views
-    assert row.values["orders_90d"] is None and row.values["days_since_last_order"] is None
-    assert row.values["age"] is not None and row.values["tenure_days"] is not None
-    assert all(row.values[f] is None for f in view("engagement").served_names)
+    assert_stale_after_a_missed_batch(redis_store, as_of)
 
 
 def _event(as_of: datetime, seconds: float, **kw: Any) -> Any:
