@@ -87,7 +87,6 @@ def record(
     now: float,
 ) -> DecisionRecord:
     """The decision-log record of ``d``, with ``body`` (from :func:`respond`) as its response."""
-    action = catalog.by_id.get(d.action)
     return DecisionRecord(
         decision_id=d.decision_id,
         request_id=req.request_id,
@@ -95,7 +94,7 @@ def record(
         created_at=now,
         channel=req.channel,
         action=d.action,
-        action_channel=_delivery_channel(req.channel, action.channels if action else ()),
+        action_channel=catalog.delivery_channel(req.channel, d.action),
         probability=d.probability,
         explored=d.explored,
         control=d.control,
@@ -111,12 +110,6 @@ def record(
         response=body,
         context=dict(req.context),
     )
-
-
-def _delivery_channel(request_channel: str, action_channels: tuple[str, ...]) -> str | None:
-    if not action_channels:
-        return None
-    return request_channel if request_channel in action_channels else action_channels[0]
 
 
 def _hit(hit: RuleHit) -> dict[str, Any]:

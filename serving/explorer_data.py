@@ -34,19 +34,14 @@ MAX_RULES_BYTES = 256_000
 
 
 # Analytics --------------------------------------------------------------------------------------------------
-def delivery_channel(request_channel: str, action: str, catalog: ActionCatalog) -> str | None:
-    """The channel ``action`` goes out on for a request on ``request_channel`` (None: not a contact)."""
-    spec = catalog.by_id.get(action)
-    if spec is None or action == catalog.control or not spec.channels:
-        return None
-    return request_channel if request_channel in spec.channels else spec.channels[0]
-
-
 def facts(row: dict[str, Any], catalog: ActionCatalog) -> DecisionFacts:
     """One :meth:`DecisionLog.activity` row as analytics input."""
     action, greedy = row["action"], row.get("greedy_action") or row["action"]
     channel = None if action == catalog.control else row["action_channel"]
-    greedy_channel = channel if greedy == action else delivery_channel(row["channel"], greedy, catalog)
+    if greedy == action:
+        greedy_channel = channel
+    else:  # the control is not a contact
+        greedy_channel = None if greedy == catalog.control else catalog.delivery_channel(row["channel"], greedy)
     return DecisionFacts(
         created_at=row["created_at"], action=action, greedy_action=greedy, control=row["control"], channel=channel,
         greedy_channel=greedy_channel, degraded=row["degraded"], explored=row["explored"],

@@ -148,6 +148,14 @@ class ActionCatalog(BaseModel):
             a.id for a in self.actions if a.id == self.control or channel == ANY_CHANNEL or channel in a.channels
         )
 
+    def delivery_channel(self, request_channel: str, action_id: str) -> str | None:
+        """The channel ``action_id`` goes out on for a request on ``request_channel``: that channel when the
+        action has it, else the action's first (``any`` requests); None for an action not in the catalog."""
+        action = self.by_id.get(action_id)
+        if action is None:
+            return None
+        return request_channel if request_channel in action.channels else action.channels[0]
+
     def require(self, action_ids: list[str] | tuple[str, ...]) -> None:
         unknown = [a for a in action_ids if a not in self.by_id]
         if unknown:

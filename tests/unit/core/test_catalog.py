@@ -37,6 +37,15 @@ actions:
 """
 
 
+def test_an_action_goes_out_on_the_request_channel_when_it_has_it(catalog: ActionCatalog) -> None:
+    promo = catalog.by_id["email_promo"]
+    assert catalog.delivery_channel(promo.channels[0], "email_promo") == promo.channels[0]
+    assert catalog.delivery_channel(ANY_CHANNEL, "email_promo") == promo.channels[0]  # `any`: its first channel
+    other = next(c for c in catalog.channels if c not in promo.channels)
+    assert catalog.delivery_channel(other, "email_promo") == promo.channels[0]
+    assert catalog.delivery_channel("email", "telepathy") is None
+
+
 def test_valid_minimal_catalog(tmp_path: Path) -> None:
     assert load_catalog(_write(tmp_path, BASE)).ids == ("none", "promo")
 
