@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from nextbest.core.analytics import AnalyticsReport, DecisionFacts, compute
+from nextbest.core.analytics import AnalyticsReport, DecisionFacts, compute, iso_seconds
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.decision import Decision, DecisionPolicy
 from nextbest.core.features import FEATURE_SERVICES, ON_DEMAND_VIEW, REQUEST_FEATURES, request_feature_views, view
@@ -61,10 +61,6 @@ def analytics(
 
 
 # The explorer -----------------------------------------------------------------------------------------------
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
 def _value(v: Any) -> Any:
     if hasattr(v, "item"):
         v = v.item()
@@ -84,7 +80,7 @@ def feature_views(runtime: Any, preview: Any) -> dict[str, Any]:
         ts = row.view_timestamps.get(name)
         names = [n for n in spec.served_names if n in row.values]
         views.append({
-            "view": name, "status": row.view_status.get(name, "missing"), "event_time": _iso(ts),
+            "view": name, "status": row.view_status.get(name, "missing"), "event_time": iso_seconds(ts),
             "age_s": None if ts is None else max(0.0, now - ts),
             "freshness_limit_s": spec.ttl_days * DAY if spec.ttl_days else None,
             "features": {n: _value(row.values[n]) for n in names},
@@ -93,7 +89,7 @@ def feature_views(runtime: Any, preview: Any) -> dict[str, Any]:
     request = {f.name: _value(row.values[f.name]) for f in REQUEST_FEATURES if f.name in row.values}
     if request:
         views.append({
-            "view": ON_DEMAND_VIEW, "status": "computed", "event_time": _iso(now), "age_s": 0.0,
+            "view": ON_DEMAND_VIEW, "status": "computed", "event_time": iso_seconds(now), "age_s": 0.0,
             "freshness_limit_s": None, "features": request,
             "note": "computed at request time; missing when its source view ("
             + ", ".join(sorted({sources[n] for n in request if n in sources})) + ") is stale or missing",
@@ -119,7 +115,7 @@ def recent(log: DecisionLog, customer_id: int, limit: int = 20) -> list[dict[str
         suppressed = sorted(set(r["suppressed_by"]))
         outcome = next((k for k in ("conversion", "click", "impression", "dismissed") if r[k]), "no feedback")
         out.append({
-            "decision_id": r["decision_id"], "decided_at": _iso(r["created_at"]), "channel": r["channel"],
+            "decision_id": r["decision_id"], "decided_at": iso_seconds(r["created_at"]), "channel": r["channel"],
             "action": r["action"], "action_channel": r["action_channel"], "greedy_action": r["greedy_action"],
             "control": r["control"], "explored": r["explored"], "degraded": r["degraded"], "reason": r["reason"],
             "outcome": outcome, "orders": r["orders"], "revenue": r["revenue"], "suppressed_by": suppressed,
@@ -214,7 +210,7 @@ def explore(runtime: Any, req: Any, whatif: tuple[str | None, str | None] | None
         "lookup_id": uuid.uuid4().hex,
         "customer_id": req.customer_id,
         "channel": req.channel,
-        "as_of": _iso(preview.now),
+        "as_of": iso_seconds(preview.now),
         "recorded": False,
         "features": feature_views(runtime, preview),
         "contact_history": {k: v for k, v in (preview.history or {}).items() if v},

@@ -288,7 +288,11 @@ class AnalyticsReport:
         revenue = lifts["revenue"]
         incremental = {k: _plain(getattr(revenue, k) * self.arms.revenue[0].n) for k in ("value", "ci_low", "ci_high")}
         return {
-            "window": {"since": _iso(self.since), "until": _iso(self.until), "days": (self.until - self.since) / DAY},
+            "window": {
+                "since": iso_seconds(self.since),
+                "until": iso_seconds(self.until),
+                "days": (self.until - self.since) / DAY,
+            },
             "level": self.level,
             "currency": self.currency,
             "totals": {
@@ -340,5 +344,6 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+def iso_seconds(ts: float | None) -> str | None:
+    """Unix seconds as an ISO 8601 UTC time to the second (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
