@@ -5,6 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export NEXTBEST_HOME ?= $(CURDIR)/.nextbest
 CUSTOMERS ?= 20000
 
@@ -39,9 +40,14 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	@rm -f $(VENV)/.bench-* && touch $@
+
 # Every script in benchmarks/ (each measures its references in the same run; policy_quality and training_dask
-# take several minutes). benchmarks/http_decide.py drives the service with wrk, installed here when missing.
-bench: $(STAMP)
+# take several minutes, external_quality several hours at its full sizes). benchmarks/http_decide.py drives
+# the service with wrk, installed here when missing. The bench extra (causalml, obp) is installed only here.
+bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null || { echo "installing wrk for benchmarks/http_decide.py"; \
 		export DEBIAN_FRONTEND=noninteractive; $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }; }

@@ -66,12 +66,14 @@ def widen(model: Any, catalog: Any) -> Any:
     descriptors = ActionDescriptors.from_catalog(catalog, model.feature_names)
     assert descriptors.action_ids[: len(model.action_ids)] == model.action_ids, "variants must come after"
     base = {a: next((b for b in model.action_ids if a == b or a.startswith(f"{b}_")), a) for a in catalog.ids}
-    fallback = model.value.fallback
+    fallback, codes = model.value.fallback, model.value.codes
     value = ValueHead(
         model.value.booster,
         {a.id: float(a.discount) for a in catalog.actions},
         {a: float(fallback.get(base[a], 0.0)) for a in catalog.ids} if fallback else {},
+        None if codes is None else {a: codes.get(base[a], float("nan")) for a in catalog.ids},
     )
+    assert not model.members, "the benchmark champion is one conversion learner"
     return PolicyModel(
         encoder=model.encoder,
         action_ids=catalog.ids,
@@ -103,7 +105,10 @@ def prepare(home: Path, customers: int = 10_000) -> dict[str, Any]:
     shipped = load_catalog(settings.catalog_path)
     print("training a small champion (S-learner) ...", flush=True)
     cfg = TrainConfig(
-        learners=("s",), grid=(BoosterParams(num_leaves=15, min_child_samples=50, max_trees=200),), threads=2
+        learners=("s",),
+        targets="conversion",
+        grid=(BoosterParams(num_leaves=15, min_child_samples=50, max_trees=200),),
+        threads=2,
     )
     outcome = run_training(settings, shipped, cfg)
     catalog_path = write_catalog(settings.catalog_path, home / "catalog" / "actions20.yaml")

@@ -84,14 +84,14 @@ def main() -> None:
     # Raw predict inputs, built beforehand from each customer's served features (not timed).
     conv, value = model.conversion.boosters["all"], model.value.booster
     assert model.conversion.descriptors is not None and value is not None
-    disc = np.array([model.value.discounts[a] for a in cands])
+    value_inputs, _ = model.value._distinct(cands)  # (action code, discount) once per distinct pair, as served
     matrices = []
     for c in ids["predict"]:
         X = model.encoder.transform_records([reader.read_one(c).values])
         stacked = model.conversion.descriptors.design(
             np.tile(X, (len(cands), 1)), np.array([model.action_ids.index(a) for a in cands])
         )
-        matrices.append((stacked, np.hstack([np.tile(X, (len(cands), 1)), disc[:, None]])))
+        matrices.append((stacked, np.hstack([np.tile(X, (len(value_inputs), 1)), value_inputs])))
     first = runtime.decide(DecideRequest(customer_id=ids["decide"][0], channel="any"))
     assert not first.degraded and len(first.candidates) == 20, first.reason
     freeze_startup_objects()  # as the service does after start-up

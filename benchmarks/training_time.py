@@ -1,8 +1,6 @@
-"""Training time: fit, tuning and evaluation on 200k training rows with the catalog's actions, against the
-2-minute target, beside the cost of one plain LightGBM classifier on the same rows in the same run.
-
-The world has 400k customers so that 200k rows go into training (train + validation) and 200k are held out
-for the evaluation, which is part of the measured time. Building the data set is reported separately.
+"""Training time: cross-fitting, blending, the refit on every row and the out-of-fold evaluation on 200k
+training rows with the catalog's actions, against the 2-minute target, beside the cost of one plain LightGBM
+classifier on the same rows in the same run. Building the data set (Feast) is reported separately.
 
     python benchmarks/training_time.py [--rows 200000]
 """
@@ -40,7 +38,7 @@ def main() -> None:
     cfg = TrainConfig()
     settings = load_settings(home=Path(tempfile.mkdtemp(prefix="nextbest-traintime-")))
     catalog = load_catalog(settings.catalog_path)  # type: ignore[arg-type]
-    customers = int(args.rows / (1 - cfg.test_fraction))
+    customers = args.rows
     print(f"generating {customers:,} customers ...", flush=True)
     generate_world(
         WorldConfig(customers=customers, seed=3, as_of=datetime(2026, 10, 1, tzinfo=UTC)), catalog, settings.data_dir
@@ -52,20 +50,19 @@ def main() -> None:
 
     result = train(ds, catalog, cfg, logging_probs=world_logging_policy(settings, catalog, ds))
     t = result.timings
-    train_rows = result.sizes["train"] + result.sizes["valid"]
+    train_rows = result.sizes["train"]
 
-    # Reference: one plain classifier (the chosen grid's first candidate) on the same training rows.
+    # Reference: one plain classifier (the first tuning candidate), early-stopped on a fifth of the same rows.
     enc = result.model.encoder
-    X = enc.transform_frame(result.splits["train"].frame)
-    y = result.splits["train"].frame["converted"].to_numpy()
-    Xv = enc.transform_frame(result.splits["valid"].frame)
-    yv = result.splits["valid"].frame["converted"].to_numpy()
+    frame = result.splits["valid"].frame
+    X, y = enc.transform_frame(frame), frame["converted"].to_numpy()
+    held = np.random.default_rng(0).random(len(y)) < 0.2
     t1 = time.perf_counter()
     fit_booster(
         cfg.grid[0],
         "binary",
-        (X, y, None),
-        (Xv, yv, None),
+        (X[~held], y[~held], None),
+        (X[held], y[held], None),
         enc.categorical_indices,
         cfg.early_stopping_rounds,
         0,
@@ -73,16 +70,17 @@ def main() -> None:
     )
     plain = time.perf_counter() - t1
 
-    fit_eval = t["fit_and_tune"] + t["evaluate"] + t["prepare"]
+    fit_eval = t["total"]
     print(
         f"\n{len(catalog.ids)} actions ({len(catalog.treatments)} treatments + control); "
-        f"{train_rows:,} training rows, {result.sizes['test']:,} held out; "
-        f"{len(result.candidates)} candidates ({', '.join(cfg.learners)} x {len(cfg.grid)} grid)"
+        f"{train_rows:,} training rows ({cfg.folds} folds, refit on all); "
+        f"{len(result.candidates)} candidates ({result.blend})"
     )
     print(f"  build the data set (Feast point-in-time)  {build:8.1f} s   (not part of the target)")
-    print(f"  prepare (split, encode, value head)       {t['prepare']:8.1f} s")
-    print(f"  fit and tune all candidates               {t['fit_and_tune']:8.1f} s")
-    print(f"  evaluate on the held-out rows             {t['evaluate']:8.1f} s")
+    print(f"  prepare (encode, folds)                   {t['prepare']:8.1f} s")
+    print(f"  cross-fit every candidate                 {t['crossfit']:8.1f} s")
+    print(f"  refit the blend on every row              {t['refit']:8.1f} s")
+    print(f"  evaluate out of fold                      {t['evaluate']:8.1f} s")
     print(
         f"  total fit + tuning + evaluation           {fit_eval:8.1f} s   target {TARGET_SECONDS:.0f} s "
         f"-> {'PASS' if fit_eval < TARGET_SECONDS else 'FAIL'} ({fit_eval / TARGET_SECONDS:.0%} of budget)"
@@ -90,10 +88,7 @@ def main() -> None:
     print(
         f"  one plain LightGBM classifier, same rows  {plain:8.1f} s   (the job costs {fit_eval / plain:.1f}x one fit)"
     )
-    print(
-        f"  chosen {result.chosen.learner}-learner; true lift capture "
-        f"{result.report.policies['model']['lift_capture']:.1%}"
-    )
+    print(f"  true lift capture (out of fold) {result.report.policies['model']['lift_capture']:.1%}")
     _ = np
 
 

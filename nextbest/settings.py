@@ -33,7 +33,16 @@ class ServingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    exploration_rate: float = Field(0.05, ge=0.0, le=1.0)
+    exploration_rate: float = Field(0.05, ge=0.0, le=1.0, description="Share of decisions that explore.")
+    exploration_mode: Literal["value", "uniform"] = Field(
+        "value",
+        description="value: explore near-ties most (softmax over the candidates' net values, in the model's value "
+        "scale); uniform: any eligible action alike.",
+    )
+    exploration_temperature: float = Field(0.05, gt=0.0, le=100.0, description="In units of the model's value scale.")
+    exploration_floor: float = Field(
+        0.02, ge=0.0, le=1.0, description="Share of the exploration spread uniformly over eligible actions."
+    )
     control_group_share: float = Field(0.02, ge=0.0, le=1.0)
     control_group_salt: str = "nextbest-global-control"
     max_batch_size: int = Field(500, ge=1)

@@ -70,13 +70,14 @@ def run_batch(
     now: float | None = None,
     chunk: int = 20_000,
     progress: Progress | None = None,
+    scores: bool = False,
 ) -> BatchResult:
     """Decide for every row of ``frame``; ``features`` maps name -> one value per row."""
     started = time.perf_counter()
     now = time.time() if now is None else now
     cands = policy.candidates(channel)
     scored = tuple(a for a in cands if a in model.action_ids)
-    ids = frame["customer_id"].astype(np.int64).tolist()
+    ids = frame["customer_id"].tolist()
     parts: list[pd.DataFrame] = []
     decide_time = 0.0
     for start in range(0, len(ids), chunk):
@@ -94,8 +95,9 @@ def run_batch(
             now=int(now),
             candidates=scored,
             margin=model.decision_margin,
+            scale=model.value_scale,
         )
-        cols = decisions.columns(explain=True)
+        cols = decisions.columns(explain=True, scores=scores)
         decide_time += time.perf_counter() - t0
         parts.append(pd.DataFrame(cols))
         if progress:

@@ -91,6 +91,9 @@ class Components:
             rate=s.serving.exploration_rate,
             control_share=s.serving.control_group_share,
             control_salt=s.serving.control_group_salt,
+            mode=s.serving.exploration_mode,
+            temperature=s.serving.exploration_temperature,
+            floor=s.serving.exploration_floor,
         )
         return DecisionPolicy(catalog, ruleset, exploration, fields=all_fields())
 

@@ -161,7 +161,9 @@ def proposed_policy(settings: Settings, live: DecisionPolicy, name: str | None, 
     return DecisionPolicy(live.catalog, ruleset, live.exploration, fields=all_fields())
 
 
-def what_if(preview: Any, live: DecisionPolicy, proposed: DecisionPolicy, margin: float) -> dict[str, Any]:
+def what_if(
+    preview: Any, live: DecisionPolicy, proposed: DecisionPolicy, margin: float, scale: float | None = None
+) -> dict[str, Any]:
     """The previewed decision replayed under ``proposed``: its full result, whether the choice changes, which
     rules fire under each ruleset, and the model's expected change in net value (the simulation core)."""
     d, request = preview.decision, preview.request
@@ -181,7 +183,9 @@ def what_if(preview: Any, live: DecisionPolicy, proposed: DecisionPolicy, margin
         costs=np.array([scores[a].cost for a in cands]),
     )  # fmt: skip
     report = simulate(live, proposed, [row], source="explorer", bootstrap=50)
-    after = proposed.decide(replace(request, candidates=cands), preview.features, preview.history, p, rev, margin)
+    after = proposed.decide(
+        replace(request, candidates=cands), preview.features, preview.history, p, rev, margin, scale
+    )
     fired = [
         {"rule_id": r.rule_id, "live_mode": r.live_mode, "proposed_mode": r.proposed_mode,
          "live": bool(r.live_hits), "proposed": bool(r.proposed_hits)}
@@ -224,5 +228,6 @@ def explore(runtime: Any, req: Any, whatif: tuple[str | None, str | None] | None
     if whatif is not None:
         proposed = proposed_policy(runtime.settings, live, *whatif)
         margin = float(loaded.model.decision_margin) if loaded.model is not None else 0.0
-        out["whatif"] = what_if(preview, live, proposed, margin)
+        scale = loaded.model.value_scale if loaded.model is not None else None
+        out["whatif"] = what_if(preview, live, proposed, margin, scale)
     return out

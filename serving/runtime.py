@@ -169,7 +169,7 @@ class DecisionRuntime:
                 request.customer_id, request.channel, request.now, request.decision_id, scored, request.context
             )
         p, revenue = model.predict_records([features], scored)
-        decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin)
+        decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin, model.value_scale)
         return decision, row, history, None
 
     def _history(self, snap: Snapshot, customer_id: int, now: float) -> dict[str, Any] | None:

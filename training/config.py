@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nextbest.errors import ConfigError, describe_validation_error
 
@@ -32,19 +32,38 @@ class BoosterParams(BaseModel):
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    learners: tuple[Learner, ...] = ("s", "t", "dr")
-    grid: tuple[BoosterParams, ...] = (
-        BoosterParams(num_leaves=15, min_child_samples=100),
-        BoosterParams(num_leaves=31, min_child_samples=40),
+    learners: tuple[Learner, ...] = Field(
+        ("s", "t"), description="Learner families, each cross-fitted for every target and tuning candidate."
     )
-    test_fraction: float = Field(0.5, gt=0, lt=1, description="Customers held out for evaluation.")
-    valid_fraction: float = Field(0.2, gt=0, lt=1, description="Share of the rest used for early stopping.")
-    decision_margin: float = Field(
-        0.25, ge=0, description="Act only when the expected incremental net value exceeds this (currency)."
+    targets: Literal["auto", "conversion", "revenue", "both"] = Field(
+        "auto",
+        description="What the learners predict: P(convert) (times an order-value head), revenue itself, or both. "
+        "auto: conversion when non-converters bring no revenue, plus revenue when converters' revenue varies "
+        "within an action; revenue alone when non-converters have revenue (a continuous outcome).",
+    )
+    grid: tuple[BoosterParams, ...] = (BoosterParams(num_leaves=31, min_child_samples=50, learning_rate=0.1),)
+    folds: int = Field(3, ge=2, le=10, description="Cross-fitting folds (by customer) for selection and evaluation.")
+    test_fraction: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Customers held out of training for an extra evaluation; 0: evaluate out of fold, and the "
+        "model is refitted on every row.",
+    )
+    stacking: bool = Field(True, description="Blend the learners by their out-of-fold fit to DR targets.")
+    decision_margin: float | Literal["auto"] = Field(
+        "auto",
+        description="Act only when the expected incremental net value exceeds this (currency); auto: chosen on "
+        "out-of-fold policy value in units of the data's value scale.",
+    )
+    weighting: Literal["none", "ipw"] = Field(
+        "none", description="Inverse-propensity weights in the outcome models (unweighted is better; see learners)."
     )
     early_stopping_rounds: int = Field(50, ge=5)
     crossfit_folds: int = Field(2, ge=2, le=10, description="Folds for the DR-learner's nuisance models.")
-    min_rows_per_action: int = Field(100, ge=0)
+    min_rows_per_action: int = Field(
+        20, ge=0, description="Rows every action needs in the data (thin ones skip per-action learners)."
+    )
     calibrate: bool = True
     seed: int = 0
     threads: int = Field(2, ge=1)
@@ -57,6 +76,13 @@ class TrainConfig(BaseModel):
     feature_service: str = "nba_v1"
     model_name: str = "nextbest-uplift"
     experiment: str = "nextbest"
+
+    @field_validator("decision_margin")
+    @classmethod
+    def _finite_margin(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and (value != value or value < 0 or value == float("inf")):
+            raise ValueError("must be a finite number >= 0 or 'auto'")
+        return value
 
     @model_validator(mode="after")
     def _address_needs_dask(self) -> TrainConfig:

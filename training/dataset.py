@@ -19,8 +19,9 @@ from nextbest.core.catalog import ActionCatalog
 from nextbest.core.features import ENTITY, REQUEST_TS, categorical_features, model_features
 from nextbest.errors import DataError
 
-REQUIRED = (ENTITY, "event_timestamp", "action", "converted")
-OPTIONAL = ("revenue", "propensity")
+REQUIRED = (ENTITY, "action")
+OUTCOMES = ("converted", "revenue")  # at least one
+OPTIONAL = ("event_timestamp", "revenue", "propensity", "converted")
 RESERVED = frozenset((*REQUIRED, *OPTIONAL, REQUEST_TS, "campaign_id", "split"))
 
 
@@ -74,17 +75,24 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
     """Check the logged-decision columns; returns notes about what was filled in."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise DataError(f"{where}: missing required column(s) {missing}; need {list(REQUIRED)}")
+        raise DataError(
+            f"{where}: missing required column(s) {missing}; need {list(REQUIRED)} and {' or '.join(OUTCOMES)}"
+        )
+    if not any(c in frame.columns for c in OUTCOMES):
+        raise DataError(f"{where}: no outcome column: need 'converted' (0/1), 'revenue' (a number), or both")
     if frame.empty:
         raise DataError(f"{where}: no rows")
+    if frame[ENTITY].isna().any():
+        raise DataError(f"{where}: column {ENTITY!r} has missing values")
     unknown = sorted(set(frame["action"].astype(str)) - set(catalog.ids))
     if unknown:
         raise DataError(f"{where}: unknown action(s) {unknown[:10]}; the catalog has {list(catalog.ids)}")
     if catalog.control not in set(frame["action"]):
         raise DataError(f"{where}: no rows with the control action {catalog.control!r}: uplift needs a control")
-    conv = pd.to_numeric(frame["converted"], errors="coerce")
-    if conv.isna().any() or not conv.isin([0, 1]).all():
-        raise DataError(f"{where}: column 'converted' must be 0 or 1 in every row")
+    if "converted" in frame.columns:
+        conv = pd.to_numeric(frame["converted"], errors="coerce")
+        if conv.isna().any() or not conv.isin([0, 1]).all():
+            raise DataError(f"{where}: column 'converted' must be 0 or 1 in every row")
     notes: list[str] = []
     if "propensity" in frame.columns:
         prop = pd.to_numeric(frame["propensity"], errors="coerce")
@@ -98,10 +106,16 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
         notes.append("no 'propensity' column: assignment assumed independent of features (empirical shares)")
     if "revenue" in frame.columns:
         rev = pd.to_numeric(frame["revenue"], errors="coerce")
-        if rev.isna().any() or (rev < 0).any():
-            raise DataError(f"{where}: column 'revenue' must be a non-negative number in every row")
+        if not np.isfinite(rev.to_numpy(dtype=np.float64, na_value=np.nan)).all():
+            raise DataError(f"{where}: column 'revenue' must be a finite number in every row")
+        if (rev < 0).any():
+            notes.append("negative revenue in some rows: learned as a value like any other (refunds, net margin)")
+        if "converted" not in frame.columns:
+            notes.append("no 'converted' column: a row converted when its revenue is above 0")
     else:
         notes.append("no 'revenue' column: revenue = converted x catalog value x (1 - discount)")
+    if "event_timestamp" not in frame.columns:
+        notes.append("no 'event_timestamp' column: rows are treated as simultaneous")
     counts = frame["action"].value_counts()
     few = {a: int(counts.get(a, 0)) for a in catalog.ids if counts.get(a, 0) < min_rows}
     if few:
@@ -117,6 +131,10 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
 def _complete(frame: pd.DataFrame, catalog: ActionCatalog) -> pd.DataFrame:
     out = frame.copy()
     out["action"] = out["action"].astype(str)
+    if "converted" not in out.columns:
+        out["converted"] = (pd.to_numeric(out["revenue"]) > 0).astype(np.int64)
+    if "event_timestamp" not in out.columns:
+        out["event_timestamp"] = pd.Timestamp(0, tz="UTC")
     out["converted"] = pd.to_numeric(out["converted"]).astype(np.int64)
     if "propensity" not in out.columns:
         out["propensity"] = out["action"].map(out["action"].value_counts(normalize=True))
@@ -237,3 +255,15 @@ def split(ds: TrainingSet, test_fraction: float, valid_fraction: float, seed: in
     valid = ~test & (u < test_fraction + (1 - test_fraction) * valid_fraction)
     train = ~test & ~valid
     return {"train": ds.subset(train), "valid": ds.subset(valid), "test": ds.subset(test)}
+
+
+def split_test(ds: TrainingSet, test_fraction: float, seed: int) -> tuple[TrainingSet, TrainingSet | None]:
+    """(rows to train on, customers held out entirely or None): the same customer hash as :func:`split`."""
+    if test_fraction <= 0:
+        return ds, None
+    keys = ds.frame[ENTITY].astype(str).radd(f"{seed}:")
+    u = pd.util.hash_pandas_object(keys, index=False).to_numpy() / np.float64(2**64)
+    test = u < test_fraction
+    if test.all() or not test.any():
+        raise DataError(f"test_fraction {test_fraction} leaves no rows to train on or none to test on")
+    return ds.subset(~test), ds.subset(test)

@@ -84,10 +84,11 @@ class _AddFullValidation:
 
 
 class FullValidationStopping:
-    """The rule of ``lgb.early_stopping``, on the whole validation set's curve."""
+    """The rule of ``lgb.early_stopping``, on the whole validation set's curve; with ``extend`` > 1 it grows
+    on to that multiple of the best count (``training.learners._StopPastBest``'s rule, the in-process twin)."""
 
-    def __init__(self, rounds: int) -> None:
-        self.rounds = rounds
+    def __init__(self, rounds: int, extend: float = 1.0) -> None:
+        self.rounds, self.extend = rounds, extend
         self.order, self.before_iteration = 30, False  # after record_evaluation (20), like lgb.early_stopping
         self.curve: list[float] = []
         self.best_iter = -1
@@ -101,14 +102,15 @@ class FullValidationStopping:
         self.curve.append(value)
         if self.best_iter < 0 or value < self.curve[self.best_iter]:
             self.best_iter = it
-        if it - self.best_iter >= self.rounds or env.iteration + 1 >= env.end_iteration:
+        past = max(self.rounds, int(np.ceil(self.extend * (self.best_iter + 1))) - (self.best_iter + 1))
+        if it - self.best_iter >= past or env.iteration + 1 >= env.end_iteration:
             best = (VALID_NAME, metric, self.curve[self.best_iter], False)
             raise lgb.callback.EarlyStopException(self.best_iter, [best])
 
 
-def stopping_callbacks(valid: Part, rounds: int) -> list[Any]:
+def stopping_callbacks(valid: Part, rounds: int, extend: float = 1.0) -> list[Any]:
     """Early stopping on the whole validation set, for a data-parallel (or an in-process) LightGBM fit."""
-    return [_AddFullValidation(valid), FullValidationStopping(rounds)]
+    return [_AddFullValidation(valid), FullValidationStopping(rounds, extend)]
 
 
 class DaskFitter:
@@ -152,13 +154,16 @@ class DaskFitter:
         self,
         lgb_params: dict[str, Any],
         train: Part,
-        valid: Part,
+        valid: Part | None,
         categorical: Sequence[int],
         max_trees: int,
         early_stopping_rounds: int,
+        extend: float = 1.0,
     ) -> lgb.Booster:
         """The Dask twin of the in-process fit: same parameters, weights, categorical columns and stopping rule;
-        the returned booster holds only the best iteration's trees."""
+        the returned booster holds only the best iteration's trees (with ``extend`` > 1: every tree grown,
+        ``best_iteration`` set). Without ``valid`` (a refit with the trees cross-fitting found) exactly
+        ``max_trees`` trees."""
         import lightgbm as lgb
 
         n = train[0].shape[0]
@@ -166,11 +171,16 @@ class DaskFitter:
         order = np.random.default_rng(lgb_params.get("seed", 0)).permutation(n)  # each block a random share
         X, y, w = self.spread([None if a is None else a[order] for a in train], n_parts)
         model = self.estimator(lgb_params, max_trees)
-        callbacks = stopping_callbacks(valid, early_stopping_rounds)
+        callbacks = [] if valid is None else stopping_callbacks(valid, early_stopping_rounds, extend)
         model.fit(X, y, sample_weight=w, categorical_feature=list(categorical), callbacks=callbacks)
-        self.curves.append(next(iter(model.evals_result_[VALID_NAME].values())))
+        if valid is not None:
+            self.curves.append(next(iter(model.evals_result_[VALID_NAME].values())))
         booster = model.booster_
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+        if extend > 1.0 and valid is not None:
+            grown = lgb.Booster(model_str=booster.model_to_string(num_iteration=-1))
+            grown.best_iteration = best
+            return grown
         return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 

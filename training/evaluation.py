@@ -47,9 +47,14 @@ class Scored:
 def score(model: PolicyModel, ds: TrainingSet, catalog: ActionCatalog, threads: int = 2) -> Scored:
     X = model.encoder.transform_frame(ds.frame)
     p, revenue = model.predict(X, catalog.ids, threads=threads)
+    return scored(ds, catalog, p, revenue, X)
+
+
+def scored(ds: TrainingSet, catalog: ActionCatalog, p: Array, revenue: Array, X: Array | None = None) -> Scored:
+    """A split with given predictions (a model's, or the out-of-fold predictions of cross-fitting)."""
     breakdown = score_breakdown(catalog, catalog.ids, p, revenue)
     return Scored(
-        X=X,
+        X=np.empty((len(ds.frame), 0)) if X is None else X,
         action=ds.action_index(catalog),
         propensity=ds.frame["propensity"].to_numpy(dtype=np.float64),
         converted=ds.frame["converted"].to_numpy(dtype=np.int64),
@@ -174,7 +179,18 @@ def evaluate(
     logging_probs: Array | None = None,
 ) -> EvaluationReport:
     """Evaluate ``model`` on ``test``; ``valid`` only picks the best-single-action baseline."""
-    s = score(model, test, catalog)
+    s_valid = score(model, valid, catalog)
+    return evaluate_scored(score(model, test, catalog), s_valid, catalog, model.decision_margin, logging_probs)
+
+
+def evaluate_scored(
+    s: Scored,
+    valid: Scored,
+    catalog: ActionCatalog,
+    margin: float,
+    logging_probs: Array | None = None,
+) -> EvaluationReport:
+    """The report for predictions ``s`` decided with ``margin``; ``valid`` picks the best single action."""
     n, n_actions = s.p.shape
     control = catalog.index[catalog.control]
     rows = np.arange(n)
@@ -196,9 +212,9 @@ def evaluate(
     qini = {a: {"qini_coefficient": qini_coefficient(c), "auuc": auuc(c)} for a, c in curves.items()}
 
     chosen = {
-        "model": model_policy(s, catalog, model.decision_margin),
+        "model": model_policy(s, catalog, margin),
         "no_action": np.full(n, control),
-        "best_single_action": np.full(n, best_single_action(score(model, valid, catalog), n_actions)),
+        "best_single_action": np.full(n, best_single_action(valid, n_actions)),
         "propensity_only": propensity_only(catalog, catalog.ids, s.p),
     }
     targets = {name: _one_hot(c, n_actions) for name, c in chosen.items()}

@@ -17,7 +17,7 @@ from nextbest.settings import Settings
 from nextbest.training import plots, tracking
 from nextbest.training.config import TrainConfig
 from nextbest.training.dataset import TrainingSet, from_decision_log, from_feast, load_file
-from nextbest.training.evaluation import EvaluationReport, evaluate
+from nextbest.training.evaluation import EvaluationReport, evaluate_scored
 from nextbest.training.pipeline import TrainResult, train
 
 Progress = Callable[[str], None]
@@ -120,12 +120,13 @@ def run_training(
         if result.notes:
             mlflow.set_tag("training_notes", "; ".join(result.notes))
         for c in result.candidates:
-            with mlflow.start_run(run_name=f"fit-{c.learner}-{c.grid_index}", nested=True):
-                mlflow.log_params({"learner": c.learner, **c.model.metadata.get("params", {})})
+            with mlflow.start_run(run_name=f"fit-{c.name}", nested=True):
+                mlflow.log_params({"learner": c.learner, "target": c.target, **c.params})
                 mlflow.log_metrics(
                     {
-                        "valid_snips_value": c.valid_value["value"],
-                        "valid_snips_se": c.valid_value["se"],
+                        "oof_dr_value": c.valid_value["value"],
+                        "oof_dr_se": c.valid_value["se"],
+                        "blend_weight": c.weight,
                         "fit_seconds": c.seconds,
                         "trees": c.trees,
                     }
@@ -138,7 +139,9 @@ def run_training(
             {
                 "chosen_learner": result.chosen.learner,
                 "chosen_grid": result.chosen.grid_index,
+                "blend": result.blend,
                 "decision_margin": result.model.decision_margin,
+                "training_rows": result.sizes["train"],
             }
         )
         tracking.log_json(result.chosen.valid_value, "selection.json")
@@ -179,7 +182,8 @@ def run_evaluation(settings: Settings, catalog: ActionCatalog, cfg: TrainConfig,
     test = logged_set(record, "test", model, catalog)
     valid = logged_set(record, "valid", model, catalog)
     probs = world_logging_policy(settings, catalog, test)(test) if "tier" in test.frame else None
-    report = evaluate(model, test, valid, catalog, logging_probs=probs)
+    s_test, s_valid = scored_for(model, test, catalog), scored_for(model, valid, catalog)
+    report = evaluate_scored(s_test, s_valid, catalog, model.decision_margin, logging_probs=probs)
     with mlflow.start_run(run_name=f"evaluate-v{record.version}"):
         mlflow.set_tags({"model_version": str(record.version), "model_name": cfg.model_name})
         _log_report(report, model)
@@ -187,6 +191,8 @@ def run_evaluation(settings: Settings, catalog: ActionCatalog, cfg: TrainConfig,
 
 
 def logged_set(record: Any, split_name: str, model: Any, catalog: ActionCatalog) -> TrainingSet:
+    """A split logged with a model's training run: held-out customers, or (cross-fitted) every training row
+    with its out-of-fold predictions (see :func:`scored_for`)."""
     frame = tracking.logged_split(record, split_name)
     enc = model.encoder
     return frame_to_set(
@@ -197,6 +203,18 @@ def logged_set(record: Any, split_name: str, model: Any, catalog: ActionCatalog)
         str(model.metadata.get("source", "")),
         model.metadata.get("feature_service"),
     )
+
+
+def scored_for(model: Any, ds: TrainingSet, catalog: ActionCatalog) -> Any:
+    """A model's scores on its own logged evaluation rows: the out-of-fold predictions logged with them when
+    the model was trained on those rows (scoring its own training data would flatter it), else the model's."""
+    from nextbest.training.evaluation import score, scored
+    from nextbest.training.pipeline import logged_predictions
+
+    found = logged_predictions(ds.frame, catalog.ids)
+    if found is None:
+        return score(model, ds, catalog)
+    return scored(ds, catalog, *found)
 
 
 def policy_summary(report: EvaluationReport) -> list[dict[str, Any]]:

@@ -2,26 +2,36 @@
 ``__init__``, ``fit`` returns ``self``, learned attributes end in ``_``), like causalml's meta-learners:
 ``fit(X, action, y, ...)`` with integer action codes in the order of ``action_ids``.
 
-Each learner ends as a :class:`~nextbest.model.policy_model.ConversionHead` that predicts P(convert | x, a)
-for every action; uplift is the difference to the control. Logged propensities enter as stabilised inverse
-propensity weights (S, T) or in the doubly robust pseudo-outcome (DR), so non-uniform assignment is handled.
+Each learner ends as an :class:`~nextbest.model.heads.ActionHead` that predicts the outcome ``y`` for every
+action: P(convert | x, a) with ``objective="binary"``, expected revenue with ``objective="regression"``.
+Trees are chosen by early stopping on ``eval_set`` (the held-out fold when cross-fitting), or fixed with
+``n_trees`` (the refit on every row, with the numbers the folds found: ``trees_`` holds them per booster).
+
+Logged propensities: outcome models are fitted unweighted by default. Inverse-propensity weights remove no
+bias from a model of E[y | x, a] when assignment depends on x only, and on the targeted logs of the external
+benchmark they cost 1-13 points of lift capture (``benchmarks/external_quality.py``); ``weighting="ipw"``
+still gives stabilised weights. The DR-learner uses the propensities in its pseudo-outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator
 
 from nextbest.model.descriptors import ActionDescriptors
-from nextbest.model.policy_model import ConversionHead, Kind
+from nextbest.model.heads import ActionHead, Kind
 from nextbest.training.config import BoosterParams
 from nextbest.training.distributed import active_fitter
 
 Array = np.ndarray
+Objective = Literal["binary", "regression"]
+Weighting = Literal["none", "ipw"]
+INTERNAL_VALID = 0.15  # share of rows held out for early stopping when neither eval_set nor n_trees is given
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,9 @@ class FitData:
     def select(self, mask: Array) -> FitData:
         return FitData(self.X[mask], self.action[mask], self.y[mask], self.propensity[mask])
 
+    def __len__(self) -> int:
+        return int(self.y.size)
+
 
 def stabilised_weights(action: Array, propensity: Array) -> Array:
     """P(A = a) / pi(a | x): inverse propensity weights rescaled to mean about 1 per action."""
@@ -43,17 +56,44 @@ def stabilised_weights(action: Array, propensity: Array) -> Array:
     return share[action] / propensity
 
 
+class _StopPastBest:
+    """``lgb.early_stopping``'s rule (the first strict best of the validation metric; stop ``patience`` trees
+    without a gain) that keeps growing until ``extend`` times the best count, so that predictions at a few
+    multiples of it can be compared: the outcome's fit stops improving before an effect of a few percent of
+    it is fully learned (``training.crossfit`` picks the multiple on the decisions' own loss)."""
+
+    order = 30
+    before_iteration = False
+
+    def __init__(self, patience: int, extend: float) -> None:
+        self.patience, self.extend = patience, extend
+        self.best_score, self.best_count = float("inf"), 0
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        _, _, score, higher_better = env.evaluation_result_list[0][:4]
+        value = -score if higher_better else score
+        count = env.iteration + 1
+        if value < self.best_score:
+            self.best_score, self.best_count = value, count
+        if count >= max(self.best_count + self.patience, int(np.ceil(self.extend * self.best_count))):
+            raise lgb.callback.EarlyStopException(self.best_count - 1, env.evaluation_result_list)
+
+
 def fit_booster(
     params: BoosterParams,
     objective: str,
     train: tuple[Array, Array, Array | None],
-    valid: tuple[Array, Array, Array | None],
+    valid: tuple[Array, Array, Array | None] | None,
     categorical: Sequence[int],
     early_stopping_rounds: int,
     seed: int,
     threads: int,
+    rounds: int | None = None,
+    extend: float = 1.0,
 ) -> lgb.Booster:
-    """One LightGBM model, trees chosen by early stopping on ``valid``; only the best trees are kept."""
+    """One LightGBM model: trees chosen by early stopping on ``valid`` (only the best are kept), or exactly
+    ``rounds`` trees when given (no validation set needed). With ``extend`` > 1 it grows on to that multiple
+    of the best count and keeps every tree (``best_iteration`` says where the best was)."""
     lgb_params = {
         "objective": objective,
         "learning_rate": params.learning_rate,
@@ -73,9 +113,25 @@ def fit_booster(
     cats = list(categorical)
     fitter = active_fitter()
     if fitter is not None:  # backend: dask (training/distributed.py), same parameters and stopping rule
-        return fitter.fit(lgb_params, train, valid, cats, params.max_trees, early_stopping_rounds)
+        if rounds is not None:
+            return fitter.fit(lgb_params, train, None, cats, max(int(rounds), 1), early_stopping_rounds)
+        assert valid is not None
+        return fitter.fit(lgb_params, train, valid, cats, params.max_trees, early_stopping_rounds, extend)
     dtrain = lgb.Dataset(train[0], train[1], weight=train[2], categorical_feature=cats, free_raw_data=True)
+    if rounds is not None:
+        booster = lgb.train(lgb_params, dtrain, num_boost_round=max(int(rounds), 1))
+        return lgb.Booster(model_str=booster.model_to_string())
+    assert valid is not None
     dvalid = lgb.Dataset(valid[0], valid[1], weight=valid[2], categorical_feature=cats, reference=dtrain)
+    if extend > 1.0:
+        return lgb.train(
+            lgb_params,
+            dtrain,
+            num_boost_round=params.max_trees,
+            valid_sets=[dvalid],
+            callbacks=[_StopPastBest(early_stopping_rounds, extend)],
+            keep_training_booster=True,  # else lgb.train trims the model to the best iteration
+        )
     booster = lgb.train(
         lgb_params,
         dtrain,
@@ -98,36 +154,67 @@ class _Learner(BaseEstimator):  # type: ignore[misc]
         threads: int = 2,
         crossfit_folds: int = 2,
         descriptors: ActionDescriptors | None = None,
+        objective: Objective = "binary",
+        weighting: Weighting = "none",
+        n_trees: Mapping[str, int] | None = None,
+        extend: float = 1.0,
     ) -> None:
         self.params = params
         self.early_stopping_rounds = early_stopping_rounds
         self.categorical = categorical
         self.seed = seed
         self.threads = threads
-        self.crossfit_folds = crossfit_folds
+        self.crossfit_folds = crossfit_folds  # the DR-learner's nuisance folds
         self.descriptors = descriptors  # used by the S-learner only
+        self.objective = objective
+        self.weighting = weighting
+        self.n_trees = n_trees  # booster key -> trees, for a refit without early stopping
+        self.extend = extend  # grow past the early-stopping best (see fit_booster), for predict_all(multiple=)
 
     def _fit(
         self,
+        key: str,
         objective: str,
         train: tuple[Array, Array, Array | None],
-        valid: tuple[Array, Array, Array | None],
+        valid: tuple[Array, Array, Array | None] | None,
         categorical: Sequence[int] | None = None,
     ) -> lgb.Booster:
-        return fit_booster(
+        rounds = None if self.n_trees is None else self.n_trees[key]
+        extend = self.extend if rounds is None and valid is not None else 1.0
+        booster = fit_booster(
             self.params or BoosterParams(),
             objective,
             train,
-            valid,
+            None if rounds is not None else valid,
             self.categorical if categorical is None else categorical,
             self.early_stopping_rounds,
             self.seed,
             self.threads,
+            rounds,
+            extend,
         )
+        best = int(booster.best_iteration) if extend > 1.0 and booster.best_iteration > 0 else 0
+        self.trees_[key] = best or int(booster.current_iteration())
+        return booster
+
+    def _weights(self, d: FitData) -> Array | None:
+        return stabilised_weights(d.action, d.propensity) if self.weighting == "ipw" else None
+
+    def predict_all(self, X: Array, multiple: float | None = None) -> Array:
+        """The outcome for every action, (n, A) in ``action_ids_`` order (probabilities clipped to [0, 1]);
+        with ``multiple``, from that multiple of each booster's best tree count (grown with ``extend``)."""
+        iterations = None
+        if multiple is not None:
+            iterations = {
+                key: max(1, min(round(multiple * best), int(self.head_.boosters[key].current_iteration())))
+                for key, best in self.trees_.items()
+            }
+        out = self.head_.predict(X, self.action_ids_, self.control_, self.threads, iterations)
+        return np.clip(out, 0.0, 1.0) if self.objective == "binary" else out
 
     def predict_proba_all(self, X: Array) -> Array:
-        """P(convert | x, a) for every action, (n, A) in ``action_ids_`` order."""
-        return np.clip(self.head_.predict(X, self.action_ids_, self.control_, self.threads), 0.0, 1.0)
+        """P(convert | x, a) for every action (conversion learners)."""
+        return self.predict_all(X)
 
     def fit(
         self,
@@ -138,48 +225,61 @@ class _Learner(BaseEstimator):  # type: ignore[misc]
         propensity: Array,
         action_ids: tuple[str, ...],
         control: str,
-        eval_set: FitData,
+        eval_set: FitData | None = None,
     ) -> _Learner:
         self.action_ids_ = tuple(action_ids)
         self.control_ = control
-        self.head_ = self._fit_head(FitData(X, action, y, propensity), eval_set)
+        self.trees_: dict[str, int] = {}
+        train = FitData(X, action, y, propensity)
+        if eval_set is None and self.n_trees is None:  # hold some rows out to stop on
+            held = np.random.default_rng(self.seed).random(len(train)) < INTERNAL_VALID
+            train, eval_set = train.select(~held), train.select(held)
+        self.head_ = self._fit_head(train, eval_set)
         return self
 
-    def _fit_head(self, train: FitData, valid: FitData) -> ConversionHead:
+    def _fit_head(self, train: FitData, valid: FitData | None) -> ActionHead:
         raise NotImplementedError
 
 
+def _part(d: FitData | None, weight: Array | None = None) -> tuple[Array, Array, Array | None] | None:
+    return None if d is None else (d.X, d.y, weight)
+
+
 class SLearner(_Learner):
-    """One classifier over features plus action descriptors (identity, discount, promotional, contact,
-    reachable on its consent channel). Shares strength across actions; see ``nextbest.model.descriptors``."""
+    """One model over features plus action descriptors (identity, discount, promotional, contact, reachable
+    on its consent channel). Shares strength across actions; see ``nextbest.model.descriptors``."""
 
     kind: Kind = "s"
 
-    def _fit_head(self, train: FitData, valid: FitData) -> ConversionHead:
+    def _fit_head(self, train: FitData, valid: FitData | None) -> ActionHead:
         if self.descriptors is None:
             raise ValueError("SLearner needs the action descriptors (ActionDescriptors.from_catalog)")
         d = self.descriptors
         cats = [*self.categorical, train.X.shape[1]]  # the action code column is categorical
         booster = self._fit(
-            "binary",
-            (d.design(train.X, train.action), train.y, stabilised_weights(train.action, train.propensity)),
-            (d.design(valid.X, valid.action), valid.y, stabilised_weights(valid.action, valid.propensity)),
+            "all",
+            self.objective,
+            (d.design(train.X, train.action), train.y, self._weights(train)),
+            None if valid is None else (d.design(valid.X, valid.action), valid.y, self._weights(valid)),
             cats,
         )
-        return ConversionHead("s", {"all": booster}, d)
+        return ActionHead("s", {"all": booster}, d)
 
 
 class TLearner(_Learner):
-    """One classifier per action on that action's rows. Flexible, but each model sees only its arm."""
+    """One model per action on that action's rows. Flexible, but each model sees only its arm."""
 
     kind: Kind = "t"
 
-    def _fit_head(self, train: FitData, valid: FitData) -> ConversionHead:
+    def _fit_head(self, train: FitData, valid: FitData | None) -> ActionHead:
         boosters = {}
         for code, action in enumerate(self.action_ids_):
-            tr, va = train.select(train.action == code), valid.select(valid.action == code)
-            boosters[action] = self._fit("binary", (tr.X, tr.y, 1.0 / tr.propensity), (va.X, va.y, 1.0 / va.propensity))
-        return ConversionHead("t", boosters)
+            tr = train.select(train.action == code)
+            va = None if valid is None else valid.select(valid.action == code)
+            w = None if self.weighting == "none" else 1.0 / tr.propensity
+            wv = None if va is None or self.weighting == "none" else 1.0 / va.propensity
+            boosters[action] = self._fit(action, self.objective, (tr.X, tr.y, w), _part(va, wv))
+        return ActionHead("t", boosters)
 
 
 class DRLearner(_Learner):
@@ -191,15 +291,27 @@ class DRLearner(_Learner):
 
     kind: Kind = "dr"
 
-    def _outcome_models(self, train: FitData, valid: FitData) -> list[lgb.Booster]:
-        return [
-            self._fit(
-                "binary",
-                (train.X[train.action == c], train.y[train.action == c], None),
-                (valid.X[valid.action == c], valid.y[valid.action == c], None),
+    def _outcome_models(self, train: FitData, valid: FitData | None) -> list[lgb.Booster]:
+        """One outcome model per action; without ``valid`` (a refit) some of ``train`` is held out to stop on."""
+        if valid is None:
+            held = np.random.default_rng(self.seed + 1).random(len(train)) < INTERNAL_VALID
+            train, valid = train.select(~held), train.select(held)
+        models = []
+        for c in range(len(self.action_ids_)):
+            tr, va = train.select(train.action == c), valid.select(valid.action == c)
+            models.append(
+                fit_booster(
+                    self.params or BoosterParams(),
+                    self.objective,
+                    (tr.X, tr.y, None),
+                    (va.X, va.y, None),
+                    self.categorical,
+                    self.early_stopping_rounds,
+                    self.seed,
+                    self.threads,
+                )
             )
-            for c in range(len(self.action_ids_))
-        ]
+        return models
 
     def _pseudo(self, d: FitData, mu: Array, control: int, code: int) -> Array:
         treated, ctrl = (d.action == code), (d.action == control)
@@ -210,32 +322,32 @@ class DRLearner(_Learner):
             - ctrl * (d.y - mu[:, control]) / d.propensity
         )
 
-    def _fit_head(self, train: FitData, valid: FitData) -> ConversionHead:
+    def _fit_head(self, train: FitData, valid: FitData | None) -> ActionHead:
         n_actions = len(self.action_ids_)
         control = self.action_ids_.index(self.control_)
         fold = np.random.default_rng(self.seed).integers(0, self.crossfit_folds, train.y.size)
         mu_train = np.zeros((train.y.size, n_actions))
-        mu_valid = np.zeros((valid.y.size, n_actions))
+        mu_valid = None if valid is None else np.zeros((valid.y.size, n_actions))
         for f in range(self.crossfit_folds):
             models = self._outcome_models(train.select(fold != f), valid)
             mu_train[fold == f] = np.column_stack([m.predict(train.X[fold == f]) for m in models])
-            mu_valid += np.column_stack([m.predict(valid.X) for m in models]) / self.crossfit_folds
+            if valid is not None and mu_valid is not None:
+                mu_valid += np.column_stack([m.predict(valid.X) for m in models]) / self.crossfit_folds
+        ctrl_tr = train.select(train.action == control)
+        ctrl_va = None if valid is None else valid.select(valid.action == control)
         boosters = {
-            self.control_: self._fit(
-                "binary",
-                (train.X[train.action == control], train.y[train.action == control], None),
-                (valid.X[valid.action == control], valid.y[valid.action == control], None),
-            )
+            self.control_: self._fit(self.control_, self.objective, (ctrl_tr.X, ctrl_tr.y, None), _part(ctrl_va))
         }
         for code, action in enumerate(self.action_ids_):
             if code == control:
                 continue
+            va_part = None
+            if valid is not None and mu_valid is not None:
+                va_part = (valid.X, self._pseudo(valid, mu_valid, control, code), None)
             boosters[action] = self._fit(
-                "regression",
-                (train.X, self._pseudo(train, mu_train, control, code), None),
-                (valid.X, self._pseudo(valid, mu_valid, control, code), None),
+                action, "regression", (train.X, self._pseudo(train, mu_train, control, code), None), va_part
             )
-        return ConversionHead("dr", boosters)
+        return ActionHead("dr", boosters)
 
 
 LEARNERS: dict[str, type[_Learner]] = {"s": SLearner, "t": TLearner, "dr": DRLearner}

@@ -1,5 +1,9 @@
-"""The training job: split by customer, fit every (learner, tuning candidate) with early stopping, pick the
-one with the best *validation policy value* (not training fit), then evaluate it once on the test split.
+"""The training job: cross-fit every candidate learner, blend them and choose the decision margin on their
+out-of-fold predictions, refit the blend's members on every row, and evaluate.
+
+No row is spent only on evaluation: with ``test_fraction: 0`` (the default) every row trains the final model
+and every row is evaluated by models that never saw it (the out-of-fold predictions of the chosen blend and
+margin). A ``test_fraction`` above 0 holds customers out entirely for an evaluation of the refitted model.
 """
 
 from __future__ import annotations
@@ -16,33 +20,39 @@ from nextbest.core.catalog import ActionCatalog
 from nextbest.errors import DataError
 from nextbest.model.descriptors import ActionDescriptors
 from nextbest.model.encoding import FeatureEncoder
+from nextbest.model.heads import Member, calibrated
 from nextbest.model.policy_model import PolicyModel
+from nextbest.training import stacking
 from nextbest.training.config import TrainConfig
-from nextbest.training.dataset import TrainingSet, split
+from nextbest.training.crossfit import CandidateSpec, CrossFitted, CrossFitter, assign_folds
+from nextbest.training.dataset import TrainingSet, split_test
 from nextbest.training.distributed import training_backend
-from nextbest.training.evaluation import EvaluationReport, evaluate, score
-from nextbest.training.heads import fit_value_head, platt_calibration
-from nextbest.training.learners import LEARNERS, FitData
-from nextbest.training.selection import Option, policy_terms, select
+from nextbest.training.evaluation import EvaluationReport, evaluate, evaluate_scored, scored
+from nextbest.training.heads import platt_calibration, revenue_per_conversion_is_constant
+from nextbest.training.learners import FitData
 
 Progress = Callable[[str], None]
-THIN_TRAIN, THIN_VALID = 50, 10  # rows an arm needs for a per-action model with early stopping
+THIN_TRAIN, THIN_HELD = 50, 10  # rows an arm needs in a fold's training part and in the fold, per-action learners
+OOF_PREFIX = "oof__"  # columns of the logged evaluation rows: the out-of-fold predictions (p, revenue)
 
 
 @dataclass
 class Candidate:
     learner: str
     grid_index: int
-    model: PolicyModel
-    valid_value: dict[str, Any]  # SNIPS estimate of the policy value on the validation split
+    target: str
+    name: str
+    valid_value: dict[str, Any]  # out-of-fold DR value of this learner's own greedy policy (margin 0)
+    weight: float  # in the blend (0: not a member)
     seconds: float
     trees: int
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class TrainResult:
     model: PolicyModel
-    chosen: Candidate
+    chosen: Candidate  # the blend's largest member; ``valid_value`` holds the blend's value and the evidence
     candidates: list[Candidate]
     report: EvaluationReport
     sizes: dict[str, int]
@@ -50,6 +60,11 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     splits: dict[str, TrainingSet] = field(default_factory=dict, repr=False)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def blend(self) -> str:
+        members = [c for c in self.candidates if c.weight > 0]
+        return " + ".join(f"{c.weight:.2f} {c.name}" for c in sorted(members, key=lambda c: -c.weight))
 
 
 def _fit_data(ds: TrainingSet, encoder: FeatureEncoder, catalog: ActionCatalog) -> FitData:
@@ -61,34 +76,51 @@ def _fit_data(ds: TrainingSet, encoder: FeatureEncoder, catalog: ActionCatalog) 
     )
 
 
-def _trees(model: PolicyModel) -> int:
-    total = sum(b.num_trees() for b in model.conversion.boosters.values())
-    return total + (model.value.booster.num_trees() if model.value.booster is not None else 0)
+def _targets(cfg: TrainConfig, catalog: ActionCatalog, d: FitData, revenue: np.ndarray) -> tuple[list[str], str]:
+    """Which outcomes the learners model, and why (a training note)."""
+    nonconverter_revenue = bool(np.any(revenue[d.y == 0] != 0))
+    if cfg.targets == "conversion" and nonconverter_revenue:
+        raise DataError("targets: conversion, but rows that did not convert have revenue: use revenue or auto")
+    if cfg.targets in ("conversion", "revenue"):
+        return [cfg.targets], f"targets {cfg.targets} (configured)"
+    if cfg.targets == "both":
+        return (["revenue"] if nonconverter_revenue else ["conversion", "revenue"]), "targets both (configured)"
+    if nonconverter_revenue:
+        return ["revenue"], "non-converting rows have revenue: learners model revenue"
+    if revenue_per_conversion_is_constant(catalog, (d.X, d.action, d.y, revenue)):
+        return ["conversion"], "one revenue per conversion per action: learners model P(convert)"
+    return ["conversion", "revenue"], "order values vary: learners model P(convert) x order value and revenue"
 
 
 def _feasible_learners(
-    parts: dict[str, TrainingSet], catalog: ActionCatalog, cfg: TrainConfig
+    d: FitData, folds: np.ndarray, catalog: ActionCatalog, cfg: TrainConfig
 ) -> tuple[list[str], list[str]]:
-    """Per-action learners (T, DR) need every action in the training and validation splits; the shared
-    S-learner does not. Logged data from a live policy often has thin arms (an action explored rarely or
-    suppressed by rules), so those learners are skipped, with a note, instead of failing the job."""
-    counts = {k: parts[k].frame["action"].value_counts() for k in ("train", "valid")}
-    for name, c in counts.items():
-        if c.get(catalog.control, 0) == 0:
-            raise DataError(f"the {name} split has no rows of the control action {catalog.control!r}")
-    thin = sorted(
-        a for a in catalog.ids if counts["train"].get(a, 0) < THIN_TRAIN or counts["valid"].get(a, 0) < THIN_VALID
-    )
+    """Per-action learners (T, DR) need every action in every fold's training part and held-out fold; the
+    shared S-learner does not. Logged data from a live policy often has thin arms (an action explored rarely
+    or suppressed by rules), so those learners are skipped, with a note, instead of failing the job."""
+    control = catalog.index[catalog.control]
+    k = int(folds.max()) + 1
+    thin: set[str] = set()
+    for f in range(k):
+        train = np.bincount(d.action[folds != f], minlength=len(catalog.ids))
+        held = np.bincount(d.action[folds == f], minlength=len(catalog.ids))
+        if train[control] == 0 or held[control] == 0:
+            raise DataError(f"fold {f + 1} of {k} has no rows of the control action {catalog.control!r}")
+        thin |= {a for i, a in enumerate(catalog.ids) if train[i] < THIN_TRAIN or held[i] < THIN_HELD}
     if not thin:
         return list(cfg.learners), []
     kept = [learner for learner in cfg.learners if learner == "s"]
     if not kept:
         raise DataError(
-            f"actions {thin} have too few rows for per-action learners {list(cfg.learners)}; "
+            f"actions {sorted(thin)} have too few rows for per-action learners {list(cfg.learners)}; "
             "add the S-learner (learners: [s, ...]) or collect more data"
         )
     skipped = [learner for learner in cfg.learners if learner != "s"]
-    note = f"thin actions {thin}: per-action learners {skipped} skipped" if skipped else f"thin actions {thin}"
+    note = (
+        f"thin actions {sorted(thin)}: per-action learners {skipped} skipped"
+        if skipped
+        else f"thin actions {sorted(thin)}"
+    )
     return kept, [note]
 
 
@@ -109,6 +141,34 @@ def train(
     return result
 
 
+@dataclass
+class _Scored:
+    """One cross-fitted candidate's out-of-fold predictions in decision terms."""
+
+    fitted: CrossFitted
+    p: np.ndarray | None  # calibrated P(convert), conversion candidates
+    revenue: np.ndarray
+    calibration: tuple[float, float] | None
+
+
+def _decision_terms(
+    fitted: CrossFitted,
+    multiple: float,
+    d: FitData,
+    value_oof: np.ndarray | None,
+    calibrate: bool,
+    costs: np.ndarray,
+) -> _Scored:
+    """A candidate's out-of-fold predictions at one tree multiple, as expected revenue per action."""
+    raw = fitted.levels[multiple]
+    if fitted.spec.target != "conversion":  # net value: the costs back in, for expected revenue
+        return _Scored(fitted, None, raw + costs[None, :], None)
+    assert value_oof is not None
+    cal = platt_calibration(raw[np.arange(len(d)), d.action], d.y) if calibrate else None
+    p = calibrated(raw, cal)
+    return _Scored(fitted, p, p * value_oof, cal)
+
+
 def _train(
     ds: TrainingSet,
     catalog: ActionCatalog,
@@ -118,85 +178,235 @@ def _train(
 ) -> TrainResult:
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
-    parts = split(ds, cfg.test_fraction, cfg.valid_fraction, cfg.seed)
-    learners, notes = _feasible_learners(parts, catalog, cfg)
-    encoder = FeatureEncoder.fit(parts["train"].frame, ds.numeric, ds.categorical)
-    tr, va = (_fit_data(parts[k], encoder, catalog) for k in ("train", "valid"))
-    cats = encoder.categorical_indices
+    fit_set, test_set = split_test(ds, cfg.test_fraction, cfg.seed)
+    encoder = FeatureEncoder.fit(fit_set.frame, ds.numeric, ds.categorical)
+    d = _fit_data(fit_set, encoder, catalog)
+    revenue = fit_set.frame["revenue"].to_numpy(dtype=np.float64)
+    reward = fit_set.rewards(catalog)
+    folds = assign_folds(fit_set.frame, cfg.folds, cfg.seed)
+    learners, notes = _feasible_learners(d, folds, catalog, cfg)
+    targets, why = _targets(cfg, catalog, d, revenue)
+    notes.append(why)
     descriptors = ActionDescriptors.from_catalog(catalog, encoder.feature_names)
-    rev = {k: parts[k].frame["revenue"].to_numpy(dtype=np.float64) for k in ("train", "valid")}
-    say("value head")
-    value_head = fit_value_head(
-        catalog,
-        (tr.X, tr.action, tr.y, rev["train"]),
-        (va.X, va.action, va.y, rev["valid"]),
-        cfg.grid[0],
-        cats,
-        cfg.early_stopping_rounds,
-        cfg.seed,
-        cfg.threads,
-    )
+    fitter = CrossFitter(catalog, cfg, descriptors, tuple(encoder.categorical_indices), d, revenue, folds, say)
     timings = {"prepare": time.perf_counter() - started}
 
-    candidates: list[Candidate] = []
-    options: list[Option] = []
-    valid_rewards = parts["valid"].rewards(catalog)
-    control = catalog.index[catalog.control]
-    for learner in learners:
-        for g, params in enumerate(cfg.grid):
-            say(f"fit {learner}-learner, candidate {g + 1}/{len(cfg.grid)}")
-            t0 = time.perf_counter()
-            est = LEARNERS[learner](
-                params, cfg.early_stopping_rounds, tuple(cats), cfg.seed, cfg.threads, cfg.crossfit_folds, descriptors
-            )
-            est.fit(
-                tr.X,
-                tr.action,
-                tr.y,
-                propensity=tr.propensity,
-                action_ids=catalog.ids,
-                control=catalog.control,
-                eval_set=va,
-            )
-            model = PolicyModel(
-                encoder,
-                catalog.ids,
-                catalog.control,
-                est.head_,
-                value_head,
-                metadata={"learner": learner, "grid_index": g, "params": params.model_dump()},
-            )
-            if cfg.calibrate:
-                p_valid = model.predict(va.X, threads=cfg.threads)[0][np.arange(va.y.size), va.action]
-                model.calibration = platt_calibration(p_valid, va.y)
-            s_valid = score(model, parts["valid"], catalog, threads=cfg.threads)
-            trees = _trees(model)
-            margin = cfg.decision_margin
-            terms = policy_terms(s_valid.net_uplift, margin, control, valid_rewards, va.action, va.propensity)
-            preference = (cfg.learners.index(learner), params.num_leaves, trees)
-            options.append(Option(len(candidates), margin, terms, preference))
-            value = ope.from_terms(terms, "snips").as_dict()
-            candidates.append(Candidate(learner, g, model, value, time.perf_counter() - t0, trees))
-    timings["fit_and_tune"] = time.perf_counter() - started - timings["prepare"]
+    value_oof, value_trees = fitter.value_oof() if "conversion" in targets else (None, None)
+    fitted: list[CrossFitted] = []
+    for target in targets:
+        for learner in learners:
+            for g, params in enumerate(cfg.grid):
+                fitted.append(fitter.crossfit(CandidateSpec(learner, target, g, params)))  # type: ignore[arg-type]
+    timings["crossfit"] = time.perf_counter() - started - timings["prepare"]
 
-    option, evidence = select(options)
-    chosen = candidates[option.candidate]
-    chosen.model.decision_margin = option.margin
-    chosen.valid_value = {**ope.from_terms(option.terms, "snips").as_dict(), "selection": evidence}
-    say(f"evaluate the chosen {chosen.learner}-learner (margin {option.margin:g}) on the test split")
+    control = catalog.index[catalog.control]
+    levels = [{m: _decision_terms(f, m, d, value_oof, cfg.calibrate, catalog.costs) for m in f.levels} for f in fitted]
+    q_base = [lv[1.0].revenue - catalog.costs[None, :] for lv in levels]
+    gamma = stacking.dr_targets(np.mean(q_base, axis=0), d.action, reward, d.propensity)
+    results: list[_Scored] = []
+    for f, lv in zip(fitted, levels, strict=True):  # each learner's tree count, on the decisions' own loss
+        losses = {m: stacking.contrast_loss(lv[m].revenue - catalog.costs[None, :], gamma, control) for m in lv}
+        f.multiple = min(losses, key=losses.__getitem__)
+        results.append(lv[f.multiple])
+    q_learners = [r.revenue - catalog.costs[None, :] for r in results]
+    gamma = stacking.dr_targets(np.mean(q_learners, axis=0), d.action, reward, d.propensity)
+    average = stacking.average_values(gamma)  # each action's mean value, the same for everyone
+    if cfg.stacking:
+        weights = np.append(stacking.blend_weights(q_learners, gamma, control), 0.0)
+    else:
+        weights = np.append(_single(q_learners, gamma, control), 0.0)
+    q_oof = [*q_learners, np.tile(average, (len(d), 1))]
+    q_blend = sum(w * q for w, q in zip(weights, q_oof, strict=True))
+    assert isinstance(q_blend, np.ndarray)
+    if cfg.decision_margin == "auto":
+        margin = stacking.choose_margin(q_blend, gamma, control, stacking.value_scale(reward))
+        margin_value, margin_evidence = margin.margin, {"relative": margin.relative, **margin.evidence}
+    else:
+        margin_value, margin_evidence = float(cfg.decision_margin), {"configured": float(cfg.decision_margin)}
+    personal, personal_evidence = stacking.personal_or_single(q_blend, gamma, control, margin_value)
+    learner_weights = weights[:-1].copy()  # the blend's, kept for choosing the breakdown's P(convert) head
+    if not personal:  # the data do not support telling customers apart: the best single action for everyone
+        best = catalog.ids[int(personal_evidence["single_action"])]
+        notes.append(
+            f"personal decisions are not better than {best!r} for everyone beyond noise "
+            f"({personal_evidence['difference']['value']:+.4g}, 95% CI from "
+            f"{personal_evidence['difference']['ci_low']:+.4g}): the model gives everyone the best single action"
+        )
+        weights = np.zeros(len(q_oof))
+        weights[-1] = 1.0
+        q_blend, margin_value = q_oof[-1], 0.0
+    margin_evidence["personal"] = personal_evidence
+
+    # Refit the members on every row ------------------------------------------------------------------------
     t0 = time.perf_counter()
-    chosen.model.metadata.update(
+    members: list[Member] = []
+    candidates: list[Candidate] = []
+    for r, w, q in zip(results, weights[:-1], q_learners, strict=True):
+        spec = r.fitted.spec
+        own = ope.from_terms(stacking.policy_terms(q, gamma, control, 0.0), "dr").as_dict()
+        head = fitter.refit(r.fitted) if w > 0 else None
+        if head is not None:
+            offset = fitter.offset if spec.target == "revenue" else None
+            members.append(Member(float(w), spec.target, head, r.calibration, spec.name, offset))
+        trees = head.trees if head is not None else sum(r.fitted.trees.values())
+        candidates.append(
+            Candidate(
+                spec.learner,
+                spec.grid_index,
+                spec.target,
+                spec.name,
+                own,
+                float(w),
+                r.fitted.seconds,
+                trees,
+                {**spec.params.model_dump(), "tree_multiple": r.fitted.multiple},
+            )
+        )
+    if weights[-1] > 0:
+        mean_revenue = {a: float(v + c) for a, v, c in zip(catalog.ids, average, catalog.costs, strict=True)}
+        members.append(Member(float(weights[-1]), "revenue", None, None, "average", mean_revenue))
+    candidates.append(
+        Candidate(
+            "average",
+            0,
+            "revenue",
+            "average",
+            ope.from_terms(stacking.policy_terms(q_oof[-1], gamma, control, 0.0), "dr").as_dict(),
+            float(weights[-1]),
+            0.0,
+            0,
+            {"values": average.tolist()},
+        )
+    )
+    value_head = fitter.value_refit(value_trees) if value_oof is not None else None
+    display = _display_conversion(members, results, weights[:-1])
+    conversion_results = [i for i, r in enumerate(results) if r.p is not None]
+    if display is not None:
+        display_member, display_p = display
+    elif conversion_results:  # everyone gets one action: the blend's main conversion learner, for P(convert)
+        r = results[max(conversion_results, key=lambda i: learner_weights[i])]
+        assert r.p is not None
+        display_member = Member(0.0, "conversion", fitter.refit(r.fitted), r.calibration, r.fitted.spec.name)
+        display_p = r.p
+    else:  # no conversion learner: P(convert) for the breakdown from an S-learner of its own
+        display_fit = fitter.crossfit(CandidateSpec("s", "conversion", 0, cfg.grid[0]), ladder=(1.0,))
+        logged = display_fit.oof[np.arange(len(d)), d.action]
+        cal = platt_calibration(logged, d.y) if cfg.calibrate else None
+        display_member = Member(0.0, "conversion", fitter.refit(display_fit), cal, display_fit.spec.name)
+        display_p = calibrated(display_fit.oof, cal)
+    if value_head is None:
+        from nextbest.training.heads import constant_value_head
+
+        value_head = constant_value_head(catalog, (d.X, d.action, d.y, revenue))
+    only_display = len(members) == 1 and members[0] is display_member and members[0].target == "conversion"
+    model = PolicyModel(
+        encoder,
+        catalog.ids,
+        catalog.control,
+        display_member.head,
+        value_head,
+        calibration=display_member.calibration,
+        decision_margin=margin_value,
+        metadata={
+            "learner": _top(candidates).learner,
+            "grid_index": _top(candidates).grid_index,
+            "params": _top(candidates).params,
+            "blend": {c.name: c.weight for c in candidates if c.weight > 0},
+            "training_rows": len(fit_set.frame),
+        },
+        members=() if only_display else tuple(members),
+    )
+    timings["refit"] = time.perf_counter() - t0
+
+    oof_revenue = q_blend + catalog.costs[None, :]
+    chosen = _top(candidates)
+    blend_terms = stacking.policy_terms(q_blend, gamma, control, margin_value)
+    chosen.valid_value = {
+        **ope.from_terms(blend_terms, "dr").as_dict(),
+        "selection": {"blend": {c.name: c.weight for c in candidates}, "margin": margin_evidence},
+    }
+    model.metadata.update(
         feature_service=ds.feature_service,
         data_fingerprint=ds.fingerprint,
         source=ds.source,
         split_seed=cfg.seed,
         test_fraction=cfg.test_fraction,
-        valid_fraction=cfg.valid_fraction,
+        folds=cfg.folds,
         catalog_hash=catalog.content_hash,
+        catalog=catalog.model_dump(mode="json"),
+        margin_relative=margin_evidence.get("relative"),
+        value_scale=stacking.value_scale(reward),
     )
-    probs = logging_probs(parts["test"]) if logging_probs else None
-    report = evaluate(chosen.model, parts["test"], parts["valid"], catalog, logging_probs=probs)
+    say("evaluate")
+    t0 = time.perf_counter()
+    oof_set = _with_predictions(fit_set, catalog, display_p, oof_revenue)
+    s_oof = scored(fit_set, catalog, display_p, oof_revenue)
+    if test_set is not None:
+        probs = logging_probs(test_set) if logging_probs else None
+        report = evaluate(model, test_set, fit_set, catalog, logging_probs=probs)
+        splits = {"test": test_set, "valid": fit_set}
+    else:
+        probs = logging_probs(fit_set) if logging_probs else None
+        report = evaluate_scored(s_oof, s_oof, catalog, margin_value, logging_probs=probs)
+        splits = {"test": oof_set, "valid": oof_set}
     timings["evaluate"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
-    sizes = {k: len(v.frame) for k, v in parts.items()}
-    return TrainResult(chosen.model, chosen, candidates, report, sizes, ds.fingerprint, timings, parts, notes)
+    sizes = {"train": len(fit_set.frame), "test": 0 if test_set is None else len(test_set.frame), "folds": cfg.folds}
+    return TrainResult(model, chosen, candidates, report, sizes, ds.fingerprint, timings, splits, notes)
+
+
+def _single(q_oof: list[np.ndarray], gamma: np.ndarray, control: int) -> np.ndarray:
+    """Without stacking: the learner whose greedy policy has the best out-of-fold DR value."""
+    values = [stacking.policy_terms(q, gamma, control, 0.0).mean() for q in q_oof]
+    weights = np.zeros(len(q_oof))
+    weights[int(np.argmax(values))] = 1.0
+    return weights
+
+
+def _top(candidates: list[Candidate]) -> Candidate:
+    """The learner with the largest weight in the blend (the average-effect member is not a learner)."""
+    return max((c for c in candidates if c.learner != "average"), key=lambda c: c.weight)
+
+
+def _display_conversion(
+    members: list[Member], results: list[_Scored], weights: np.ndarray
+) -> tuple[Member, np.ndarray] | None:
+    """The conversion member with the largest weight gives P(convert) for the breakdown."""
+    best = None
+    for r, w in zip(results, weights, strict=True):
+        if r.p is not None and w > 0 and (best is None or w > best[1]):
+            best = (r, w)
+    if best is None:
+        return None
+    member = next(m for m in members if m.name == best[0].fitted.spec.name)
+    assert best[0].p is not None
+    return member, best[0].p
+
+
+def _with_predictions(ds: TrainingSet, catalog: ActionCatalog, p: np.ndarray, revenue: np.ndarray) -> TrainingSet:
+    """The rows with their out-of-fold predictions as columns, logged so that evaluation and promotion can
+    judge the model on rows it was trained on without the optimism of scoring its own training data."""
+    frame = ds.frame.copy()
+    for j, a in enumerate(catalog.ids):
+        frame[f"{OOF_PREFIX}p__{a}"] = p[:, j]
+        frame[f"{OOF_PREFIX}revenue__{a}"] = revenue[:, j]
+    return TrainingSet(frame, ds.numeric, ds.categorical, ds.source, ds.feature_service, ds.truth, ds.notes)
+
+
+def row_keys(frame: Any) -> np.ndarray:
+    """A content hash of each logged row (everything but the out-of-fold columns): the same row logged with
+    two training runs gets the same key."""
+    import pandas as pd
+
+    cols = sorted(c for c in frame.columns if not str(c).startswith(OOF_PREFIX))
+    keys: np.ndarray = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
+    return keys
+
+
+def logged_predictions(frame: Any, action_ids: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The out-of-fold (p, revenue) logged with an evaluation split, or None (a held-out test split)."""
+    cols_p = [f"{OOF_PREFIX}p__{a}" for a in action_ids]
+    cols_r = [f"{OOF_PREFIX}revenue__{a}" for a in action_ids]
+    if not all(c in frame.columns for c in (*cols_p, *cols_r)):
+        return None
+    return frame[cols_p].to_numpy(dtype=np.float64), frame[cols_r].to_numpy(dtype=np.float64)

@@ -1,6 +1,7 @@
 """Promotion: move ``@champion`` to the challenger only when it is better beyond noise.
 
-Both policies are scored on the same held-out rows (the challenger's logged evaluation split) and compared by
+Both policies are scored on the same rows (the challenger's logged evaluation split: its held-out customers, or
+every training row with the challenger's out-of-fold predictions, never its in-sample ones) and compared by
 the paired difference of their doubly robust per-row terms (one common outcome model, the challenger's, so
 the difference reflects the decisions, not the two models' opinions). The challenger is promoted when the
 lower end of the 95% interval of (challenger - champion) exceeds the margin. Without a champion the
@@ -21,7 +22,7 @@ from nextbest.settings import Settings
 from nextbest.training import tracking
 from nextbest.training.config import TrainConfig
 from nextbest.training.evaluation import model_policy, score
-from nextbest.training.jobs import logged_set
+from nextbest.training.jobs import logged_set, scored_for
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,32 @@ class PromotionDecision:
     challenger_value: dict[str, Any]
     champion_value: dict[str, Any]
     difference: dict[str, Any]
+
+
+def _champion_scores(champion: Any, record: Any, rows: Any, catalog: ActionCatalog) -> Any:
+    """The champion's scores on the challenger's rows, honest as well: on rows the champion was trained on,
+    its own out-of-fold predictions (logged with its training run); elsewhere the model, which never saw them."""
+    import pandas as pd
+
+    from nextbest.training.evaluation import scored
+    from nextbest.training.pipeline import logged_predictions, row_keys
+
+    s = score(champion, rows, catalog)
+    try:
+        own = logged_set(record, "test", champion, catalog)
+    except Exception:  # an older run without a logged split: the model's scores
+        return s
+    found = logged_predictions(own.frame, catalog.ids)
+    if found is None:
+        return s
+    position = pd.Series(np.arange(len(own.frame)), index=row_keys(own.frame)).groupby(level=0).first()
+    at = position.reindex(row_keys(rows.frame)).to_numpy()
+    seen = ~np.isnan(at)
+    if not seen.any():
+        return s
+    p, revenue = s.p.copy(), s.revenue.copy()
+    p[seen], revenue[seen] = found[0][at[seen].astype(int)], found[1][at[seen].astype(int)]
+    return scored(rows, catalog, p, revenue, s.X)
 
 
 def _describe(est: dict[str, Any]) -> str:
@@ -52,7 +79,7 @@ def promote(
         champion, cp_record = None, None
 
     test = logged_set(ch_record, "test", challenger, catalog)
-    s_ch = score(challenger, test, catalog)
+    s_ch = scored_for(challenger, test, catalog)
     n_actions = len(catalog.ids)
     args = (s_ch.reward, s_ch.action, s_ch.propensity)
     ch_terms = ope.dr_terms(
@@ -70,7 +97,7 @@ def promote(
             {"value": 0.0},
         )
     if champion is not None:
-        s_cp = score(champion, test, catalog)
+        s_cp = _champion_scores(champion, cp_record, test, catalog)
         incumbent = ope.deterministic_policy(model_policy(s_cp, catalog, champion.decision_margin), n_actions)
         incumbent_name = f"champion v{cp_record.version}"
     else:

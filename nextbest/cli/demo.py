@@ -66,7 +66,7 @@ def run_training_steps(settings: Settings) -> None:
     console.print(
         policy_table(
             outcome.result.report,
-            f"held-out policy value per customer ({outcome.result.chosen.learner}-learner, v{outcome.version})",
+            f"policy value per customer, out of fold ({outcome.result.blend}, v{outcome.version})",
         )
     )
     with step("promotion gate: challenger vs champion on the same held-out customers"):

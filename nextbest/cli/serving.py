@@ -46,7 +46,10 @@ def serve(port: int | None, workers: int | None, host: str) -> None:
 @click.option("--channel", default="any", show_default=True, help="Channel of the campaign (or any).")
 @click.option("--features", "source", type=click.Choice(["inline", "feast"]), default="inline", show_default=True)
 @click.option("--model", "model_ref", default=None, help="Model directory, or registry alias/version [champion].")
-def decide_batch(input_path: Path, output_path: Path, channel: str, source: str, model_ref: str | None) -> None:
+@click.option("--scores", is_flag=True, help="Add every candidate's net value (net_value__<action> columns).")
+def decide_batch(
+    input_path: Path, output_path: Path, channel: str, source: str, model_ref: str | None, scores: bool
+) -> None:
     """Decide for every customer of a file with the same core as the service; one row per customer."""
     from tqdm import tqdm
 
@@ -69,7 +72,7 @@ def decide_batch(input_path: Path, output_path: Path, channel: str, source: str,
         reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
         features = feast_features(reader, frame["customer_id"].astype(int).tolist(), time.time())
     with tqdm(total=len(frame), desc="deciding", unit="customer", leave=False) as bar:
-        result = run_batch(policy, model, frame, features, channel, progress=bar.update)
+        result = run_batch(policy, model, frame, features, channel, progress=bar.update, scores=scores)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     result.frame.to_parquet(output_path)
     mix = result.frame["action"].value_counts(normalize=True).round(3).to_dict()

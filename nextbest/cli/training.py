@@ -66,19 +66,29 @@ def train(data: Path | None, catalog: Path | None, config: Path | None, no_regis
     outcome = run_training(settings, cat, cfg, data, register=not no_register, progress=say)
     say.close()
     result = outcome.result
-    console.print(
-        f"[green]trained[/] on {result.sizes['train']:,} rows (valid {result.sizes['valid']:,}, "
-        f"test {result.sizes['test']:,}) in {result.timings['total']:.1f} s; data {result.fingerprint}"
+    held = (
+        f"{result.sizes['test']:,} customers held out"
+        if result.sizes["test"]
+        else f"evaluated out of fold ({result.sizes['folds']} folds by customer)"
     )
+    console.print(
+        f"[green]trained[/] on {result.sizes['train']:,} rows, {held}, in {result.timings['total']:.1f} s; "
+        f"data {result.fingerprint}"
+    )
+    for note in result.notes:
+        console.print(f"  note: {note}")
     for c in result.candidates:
-        mark = "[bold]*[/]" if c is result.chosen else " "
+        mark = "[bold]*[/]" if c.weight > 0 else " "
         console.print(
-            f" {mark} {c.learner}-learner grid {c.grid_index}: validation value "
-            f"{c.valid_value['value']:.3f} ± {1.96 * c.valid_value['se']:.3f} ({c.trees} trees, {c.seconds:.1f} s)"
+            f" {mark} {c.name}: out-of-fold value {c.valid_value['value']:.4g} ± {1.96 * c.valid_value['se']:.2g}, "
+            f"blend weight {c.weight:.2f} ({c.trees} trees, {c.seconds:.1f} s)"
         )
-    console.print(
-        policy_table(result.report, f"held-out policy value per customer (margin {result.model.decision_margin:g})")
+    margin = result.model.decision_margin
+    relative = result.model.metadata.get("margin_relative")
+    scale = (
+        f" = {relative:g} x value scale {result.model.value_scale:.3g}" if relative and result.model.value_scale else ""
     )
+    console.print(policy_table(result.report, f"policy value per customer (decision margin {margin:.3g}{scale})"))
     where = (
         f"model {settings_from().serving.model_name} v{outcome.version} @challenger"
         if outcome.version
@@ -157,8 +167,7 @@ def retrain(since_days: float | None, config: Path | None, catalog: Path | None,
     result = outcome.result
     console.print(
         f"[green]retrained[/] on {sum(result.sizes.values()):,} logged decisions "
-        f"({result.chosen.learner}-learner, v{outcome.version} @challenger); "
-        + ("; ".join(result.notes) or "all learners fitted")
+        f"({result.blend}, v{outcome.version} @challenger); " + ("; ".join(result.notes) or "all learners fitted")
     )
     console.print(policy_table(result.report, "held-out logged decisions: policy value per customer"))
     if decision is not None:

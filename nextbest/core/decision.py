@@ -141,10 +141,12 @@ class DecisionPolicy:
         p_convert: np.ndarray,
         expected_revenue: np.ndarray,
         margin: float = 0.0,
+        scale: float | None = None,
     ) -> Decision:
         """``features``: served values by name (None when missing); ``history``: a map from
         :class:`HistoryBuilder` (None = never contacted); scores are (K,) in :meth:`candidates` order;
-        ``margin``: the model's decision margin (act only when the net value exceeds it)."""
+        ``margin``: the model's decision margin (act only when the net value exceeds it); ``scale``: the
+        model's value scale, for value-aware exploration (None: uniform exploration)."""
         cands = self.candidates(request.channel, request.candidates)
         p = _scores(p_convert, len(cands), "p_convert")
         rev = _scores(expected_revenue, len(cands), "expected_revenue")
@@ -163,6 +165,7 @@ class DecisionPolicy:
             salt=ex.explore_salt,
             control=ctrl,
             control_index=scores.control_index,
+            weights=None if ctrl or ex.rate <= 0 else ex.weights(scores.net_value, eligible[None, :], scale),
         )
         return self.assemble(request, cands, scores, 0, eligible, rules, served)
 

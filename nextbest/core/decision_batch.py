@@ -53,9 +53,10 @@ class BatchDecisions:
             request, self.candidates, self.scores, i, self.eligible[i], self.rules.row(i), served
         )
 
-    def columns(self, explain: bool = True) -> dict[str, Any]:
+    def columns(self, explain: bool = True, scores: bool = False) -> dict[str, Any]:
         """One row per customer, ready for a parquet file; ``explain`` adds the suppressions as text
-        (``action:rule,rule;...``)."""
+        (``action:rule,rule;...``), ``scores`` every candidate's expected incremental net value
+        (``net_value__<action>``, NaN where a rule suppressed it) for analysis."""
         rows = np.arange(len(self))
         idx = self.served.index
         out: dict[str, Any] = {
@@ -73,6 +74,10 @@ class BatchDecisions:
         }
         if explain:
             out["suppressed"] = self._explanations()
+        if scores:
+            net = np.where(self.eligible, self.scores.net_value, np.nan)
+            for k, action in enumerate(self.candidates):
+                out[f"net_value__{action}"] = net[:, k]
         return out
 
     def _explanations(self) -> list[str]:
@@ -114,8 +119,10 @@ def decide_batch(
     context: Mapping[str, str | int | float | bool] | None = None,
     histories: Sequence[Mapping[str, Any]] | None = None,
     margin: float = 0.0,
+    scale: float | None = None,
 ) -> BatchDecisions:
-    """Decide for n customers. ``features`` maps feature name -> n values (None/NaN missing); ``histories``
+    """Decide for n customers (``margin`` and ``scale`` as in :meth:`DecisionPolicy.decide`). ``features`` maps
+    feature name -> n values (None/NaN missing); ``histories``
     (one map per customer) defaults to "never contacted"; ``decision_ids`` default to ``batch-<now>:<id>``,
     which keeps a re-run of the same batch identical (exploration draws come from the decision id)."""
     cands = policy.candidates(channel, candidates)
@@ -148,5 +155,6 @@ def decide_batch(
         salt=ex.explore_salt,
         control=control,
         control_index=scores.control_index,
+        weights=None if ex.rate <= 0 else ex.weights(scores.net_value, eligible, scale),
     )
     return BatchDecisions(policy, channel, int(now), cands, ids, dids, scores, eligible, served, rules)

@@ -1,5 +1,15 @@
-"""Measurement: a global control group and epsilon-greedy exploration, with the exact probability of every
-served action so off-policy evaluation and retraining on the decision log are unbiased.
+"""Measurement: a global control group and exploration, with the exact probability of every served action so
+off-policy evaluation and retraining on the decision log are unbiased.
+
+Exploration draws on a share ``rate`` of decisions. Uniform exploration (``mode: uniform``) then serves any
+eligible action with equal probability, which spends most of its budget on actions the model already knows
+to be bad. Value-aware exploration (``mode: value``, the default) spends it where it teaches: a softmax over
+the candidates' estimated net values (temperature in units of the model's value scale), so near-ties, where
+the model is least sure which action is better, are explored most and clearly worse actions rarely; a
+``floor`` share of the budget stays uniform, so every eligible action keeps a probability of at least
+``rate * floor / m`` and off-policy estimates stay defined for every action. Serving probability:
+
+    pi(a) = (1 - rate) * 1[a = greedy] + rate * q(a),   q = (1 - floor) * softmax(v / T) + floor / m
 
 Both draw their randomness from a keyed hash instead of a random generator: the control group from the
 customer id (a customer stays in or out across processes, restarts and Python versions, unlike ``hash()``),
@@ -13,6 +23,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,10 +36,50 @@ class Exploration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rate: float = Field(0.05, ge=0.0, le=1.0, description="Share of decisions drawn uniformly from eligible ones.")
+    rate: float = Field(0.05, ge=0.0, le=1.0, description="Share of decisions on which exploration draws.")
     control_share: float = Field(0.02, ge=0.0, le=1.0, description="Share of customers who always get no_action.")
     control_salt: str = Field("nextbest-global-control", min_length=1)
     explore_salt: str = Field("nextbest-explore", min_length=1)
+    mode: Literal["value", "uniform"] = Field(
+        "value", description="value: near-ties explored most (softmax over net values); uniform: any eligible."
+    )
+    temperature: float = Field(
+        0.05, gt=0.0, le=100.0, description="Softmax temperature, in units of the model's value scale."
+    )
+    floor: float = Field(
+        0.02, ge=0.0, le=1.0, description="Share of the exploration spread uniformly over the eligible actions."
+    )
+
+    def weights(self, net_value: np.ndarray, eligible: np.ndarray, scale: float | None) -> np.ndarray | None:
+        """The exploration distribution q (n, K) for value-aware exploration; None means uniform (the mode,
+        or a model that carries no value scale)."""
+        if self.mode != "value" or scale is None or not scale > 0:
+            return None
+        return exploration_weights(net_value, eligible, self.temperature * scale, self.floor)
+
+
+def exploration_weights(net_value: np.ndarray, eligible: np.ndarray, temperature: float, floor: float) -> np.ndarray:
+    """(n, K): softmax of the eligible candidates' net values at ``temperature`` (currency), mixed with a
+    uniform share ``floor``; zero for ineligible candidates, each row sums to one."""
+    net = np.atleast_2d(np.asarray(net_value, dtype=np.float64))
+    ok = np.atleast_2d(np.asarray(eligible, dtype=bool))
+    best = np.max(np.where(ok, net, -np.inf), axis=1, keepdims=True)
+    z = np.where(ok, (net - best) / temperature, -np.inf)
+    soft = np.exp(z)
+    soft /= soft.sum(axis=1, keepdims=True)
+    m = ok.sum(axis=1, keepdims=True)
+    out: np.ndarray = (1.0 - floor) * soft + floor * ok / m
+    return out
+
+
+def _pick(weights: np.ndarray, eligible: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inverse CDF: the candidate whose cumulative weight first exceeds ``v`` in [0, 1), per row (rounding
+    at the top end falls to the last eligible candidate)."""
+    cum = np.cumsum(weights, axis=1)
+    above = cum > v[:, None]
+    last = eligible.shape[1] - 1 - np.argmax(eligible[:, ::-1], axis=1)
+    picked: np.ndarray = np.where(above.any(axis=1), np.argmax(above, axis=1), last)
+    return picked
 
 
 @lru_cache(maxsize=64)
@@ -85,11 +136,14 @@ def serve(
     salt: str = "nextbest-explore",
     control: bool = False,
     control_index: int = 0,
+    weights: np.ndarray | None = None,
 ) -> Served:
-    """Epsilon-greedy over the eligible candidates (the greedy one and the control included).
+    """Exploration over the eligible candidates (the greedy one and the control included).
 
-    With ``m`` eligible candidates: greedy is served with probability ``1 - rate + rate/m``, every other
-    eligible one with ``rate/m``. A control-group customer gets the control with probability 1."""
+    Uniform (``weights`` None), with ``m`` eligible candidates: greedy is served with probability
+    ``1 - rate + rate/m``, every other eligible one with ``rate/m``. With ``weights`` (the exploration
+    distribution, (K,) or (1, K), see :meth:`Exploration.weights`): ``1 - rate + rate*q(greedy)`` and
+    ``rate*q(a)``. A control-group customer gets the control with probability 1."""
     if control:
         return Served(control_index, greedy, 1.0, False, True)
     options = np.flatnonzero(eligible)
@@ -97,6 +151,11 @@ def serve(
     if rate <= 0.0 or m <= 1:
         return Served(greedy, greedy, 1.0, False, False)
     u = unit_draw(decision_id, salt)
+    if weights is not None:
+        q = np.atleast_2d(weights)
+        index = int(_pick(q, np.atleast_2d(eligible), np.array([u / rate]))[0]) if u < rate else greedy
+        probability = rate * float(q[0, index]) + (1.0 - rate if index == greedy else 0.0)
+        return Served(index, greedy, probability, index != greedy, False)
     index = int(options[min(int(u / rate * m), m - 1)]) if u < rate else greedy
     share = rate / m
     probability = 1.0 - rate + share if index == greedy else share
@@ -121,8 +180,9 @@ def serve_batch(
     salt: str = "nextbest-explore",
     control: np.ndarray | None = None,
     control_index: int = 0,
+    weights: np.ndarray | None = None,
 ) -> ServedBatch:
-    """:func:`serve` for n decisions at once; identical results row by row."""
+    """:func:`serve` for n decisions at once (``weights`` (n, K) or None); identical results row by row."""
     greedy = np.asarray(greedy, dtype=np.int64)
     eligible = np.asarray(eligible, dtype=bool)
     n = len(greedy)
@@ -130,7 +190,14 @@ def serve_batch(
     m = eligible.sum(axis=1)
     index = greedy.copy()
     probability = np.ones(n)
-    if rate > 0.0 and n:
+    if rate > 0.0 and n and weights is not None:
+        u = unit_draws(decision_ids, salt)
+        explore = (u < rate) & (m > 1)
+        picked = _pick(weights, eligible, np.minimum(u / rate, 1.0))
+        index = np.where(explore, picked, greedy)
+        q = weights[np.arange(n), index]
+        probability = np.where(m > 1, rate * q + np.where(index == greedy, 1.0 - rate, 0.0), 1.0)
+    elif rate > 0.0 and n:
         u = unit_draws(decision_ids, salt)
         slot = np.minimum((u / rate * m).astype(np.int64), np.maximum(m - 1, 0))
         # the slot-th eligible column of each row

@@ -2,154 +2,53 @@
 
 A ``PolicyModel`` holds plain LightGBM boosters (saved as LightGBM text files plus a JSON manifest), so it
 loads without pickles, predicts natively (about 2x faster than an MLflow pyfunc) and is the same object in
-training, evaluation, batch decisioning and the online service.
+training, evaluation, batch decisioning and the online service. Its heads live in ``nextbest.model.heads``.
 
-Conversion heads, one per learner family:
-  * ``s``:  one classifier on features plus the action as a categorical column;
-  * ``t``:  one classifier per action;
-  * ``dr``: a classifier for the control plus, per treatment, a regressor of the effect (DR-learner).
-The value head predicts the order value of a conversion from features plus the action's discount.
+Expected revenue is either P(convert) times the value head (one conversion learner), or a weighted blend of
+members (``members``), each a conversion learner times the value head or a learner of revenue itself; the
+blend's weights were fitted on cross-fitted predictions (``nextbest.training.stacking``). P(convert), shown
+in every decision's breakdown, comes from the ``conversion`` head either way.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 
 from nextbest.model.descriptors import ActionDescriptors
 from nextbest.model.encoding import FeatureEncoder
+from nextbest.model.heads import (
+    EPS,
+    FAST_PREDICT_ROWS,
+    ActionHead,
+    ConversionHead,
+    Kind,
+    Member,
+    ValueHead,
+    booster_predict,
+    calibrated,
+)
 
-FORMAT_VERSION = 1
-Kind = Literal["s", "t", "dr"]
-_EPS = 1e-4
-
-
-#: Up to this many rows a prediction goes straight to LightGBM's C API (one request: K rows, one per candidate).
-FAST_PREDICT_ROWS = 512
-
-
-class _FastPredict:
-    """``booster.predict(X, num_threads=threads)`` for small float64 matrices without the Python wrapper's
-    per-call setup (a predictor object, parameter parsing, input checks), which costs more than scoring 20
-    rows. Same C function, same arguments, same result; anything unusual goes through ``booster.predict``."""
-
-    def __init__(self, booster: lgb.Booster) -> None:
-        from lightgbm.basic import _LIB, _safe_call
-
-        self._lib, self._safe_call = _LIB, _safe_call
-        self._features = booster.num_feature()
-        self._params: dict[int, bytes] = {}
-        self.ok = booster.num_model_per_iteration() == 1  # one output per row (binary, regression)
-
-    def __call__(self, booster: lgb.Booster, X: np.ndarray, threads: int) -> np.ndarray:
-        """``booster`` is the one this was made for (not held here: the cache must not keep it alive)."""
-        n = X.shape[0]
-        if not self.ok or n > FAST_PREDICT_ROWS or X.ndim != 2 or X.shape[1] != self._features:
-            out: np.ndarray = booster.predict(X, num_threads=threads)
-            return out
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        params = self._params.get(threads)
-        if params is None:
-            params = self._params[threads] = f"num_threads={threads}".encode()
-        preds = np.empty(n, dtype=np.float64)
-        written = ctypes.c_int64(0)
-        self._safe_call(
-            self._lib.LGBM_BoosterPredictForMat(
-                booster._handle,
-                X.ctypes.data_as(ctypes.c_void_p),
-                ctypes.c_int(1),  # float64
-                ctypes.c_int32(n),
-                ctypes.c_int32(X.shape[1]),
-                ctypes.c_int(1),  # row major
-                ctypes.c_int(0),  # normal prediction
-                ctypes.c_int(0),  # start iteration
-                ctypes.c_int(int(booster.best_iteration)),  # as booster.predict's default
-                ctypes.c_char_p(params),
-                ctypes.byref(written),
-                preds.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-            )
-        )
-        if written.value != n:
-            raise ValueError(f"LightGBM returned {written.value} predictions for {n} rows")
-        return preds
-
-
-_FAST: weakref.WeakKeyDictionary[lgb.Booster, _FastPredict | None] = weakref.WeakKeyDictionary()
-
-
-def _booster_predict(booster: lgb.Booster, X: np.ndarray, threads: int) -> np.ndarray:
-    try:
-        fast = _FAST[booster]
-    except KeyError:
-        try:
-            fast = _FastPredict(booster)
-        except Exception:  # another LightGBM build: the public API is always right
-            fast = None
-        _FAST[booster] = fast
-    if fast is None:
-        out: np.ndarray = booster.predict(X, num_threads=threads)
-        return out
-    result: np.ndarray = fast(booster, X, threads)
-    return result
-
-
-@dataclass
-class ConversionHead:
-    kind: Kind
-    boosters: dict[str, lgb.Booster]
-    descriptors: ActionDescriptors | None = None  # s-learner: the action columns appended to the features
-
-    def predict(self, X: np.ndarray, actions: Sequence[str], control: str, threads: int = 1) -> np.ndarray:
-        n, k = X.shape[0], len(actions)
-        if self.kind == "s":
-            assert self.descriptors is not None
-            stacked = self.descriptors.stacked(X, actions)
-            return _booster_predict(self.boosters["all"], stacked, threads).reshape(k, n).T
-        if self.kind == "t":
-            return np.column_stack([_booster_predict(self.boosters[a], X, threads) for a in actions])
-        base = _booster_predict(self.boosters[control], X, threads)
-        cols = [base if a == control else base + _booster_predict(self.boosters[a], X, threads) for a in actions]
-        return np.column_stack(cols)
-
-
-@dataclass
-class ValueHead:
-    """Order value of a conversion; falls back to per-action constants when no booster was trained."""
-
-    booster: lgb.Booster | None
-    discounts: dict[str, float]
-    fallback: dict[str, float]
-    # per candidate tuple: the distinct discounts and, per candidate, the index of its discount
-    _discounts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def predict(self, X: np.ndarray, actions: Sequence[str], threads: int = 1) -> np.ndarray:
-        n = X.shape[0]
-        if self.booster is None:
-            return np.tile(np.array([self.fallback[a] for a in actions]), (n, 1))
-        # The value depends on the action through its discount only: predict once per distinct discount
-        # (channel variants of an offer share one) and spread the columns to the actions.
-        key = tuple(actions)
-        found = self._discounts.get(key)
-        if found is None:
-            disc = np.array([self.discounts[a] for a in actions], dtype=np.float64)
-            found = self._discounts[key] = np.unique(disc, return_inverse=True)
-        distinct, column = found
-        u = len(distinct)
-        stacked = np.empty((u, n, X.shape[1] + 1), dtype=np.float64)  # X with each distinct discount appended
-        stacked[:, :, :-1] = X
-        stacked[:, :, -1] = distinct[:, None]
-        value = _booster_predict(self.booster, stacked.reshape(u * n, -1), threads).reshape(u, n).T
-        return np.maximum(value[:, column], 0.0)
+__all__ = [
+    "FAST_PREDICT_ROWS",
+    "FORMAT_VERSION",
+    "ActionHead",
+    "ConversionHead",
+    "Kind",
+    "Member",
+    "PolicyModel",
+    "ValueHead",
+]
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # format 1: one conversion head, the value head on features and discount only
+_EPS = EPS
+_booster_predict = booster_predict  # the name tests and benchmarks import
 
 
 @dataclass
@@ -162,6 +61,7 @@ class PolicyModel:
     calibration: tuple[float, float] | None = None  # Platt scaling on the logit: sigmoid(a * logit(p) + b)
     decision_margin: float = 0.0  # act only when the expected incremental net value exceeds this
     metadata: dict[str, Any] = field(default_factory=dict)
+    members: tuple[Member, ...] = ()  # a blend; empty: expected revenue = P(convert) x value head
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -175,11 +75,34 @@ class PolicyModel:
         unknown = [a for a in wanted if a not in self.action_ids]
         if unknown:
             raise ValueError(f"model {self.metadata.get('name', '')} has no scores for action(s) {unknown}")
-        p = np.clip(self.conversion.predict(X, wanted, self.control, threads), _EPS, 1.0 - _EPS)
-        if self.calibration is not None:
-            a, b = self.calibration
-            p = 1.0 / (1.0 + np.exp(-(a * np.log(p / (1.0 - p)) + b)))
-        return p, p * self.value.predict(X, wanted, threads)
+        p = calibrated(self.conversion.predict(X, wanted, self.control, threads), self.calibration)
+        if not self.members:
+            return p, p * self.value.predict(X, wanted, threads)
+        value: np.ndarray | None = None
+        revenue = np.zeros_like(p)
+        for member in self.members:
+            if member.target == "revenue":
+                revenue += member.weight * member.predict(X, wanted, self.control, threads)
+                continue
+            same = member.head is self.conversion and member.calibration == self.calibration
+            pm = p if same else member.predict(X, wanted, self.control, threads)
+            if value is None:
+                value = self.value.predict(X, wanted, threads)
+            revenue += member.weight * pm * value
+        return p, revenue
+
+    @property
+    def value_scale(self) -> float | None:
+        """The spread of the net reward the model was trained on: the unit of its decision margin and of
+        value-aware exploration (None for models trained before it was recorded)."""
+        scale = self.metadata.get("value_scale")
+        return float(scale) if isinstance(scale, int | float) and scale > 0 else None
+
+    @property
+    def trees(self) -> int:
+        """Trees evaluated per scored row and action, all heads together."""
+        heads = {id(self.conversion): self.conversion, **{id(m.head): m.head for m in self.members if m.head}}
+        return sum(h.trees for h in heads.values()) + self.value.trees
 
     def predict_records(
         self, rows: Sequence[dict[str, Any]], actions: Sequence[str] | None = None
@@ -189,55 +112,111 @@ class PolicyModel:
     # Persistence --------------------------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        files = {}
-        for key, booster in self.conversion.boosters.items():
-            files[key] = f"conversion_{key}.txt"
-            booster.save_model(str(directory / files[key]))
         value_file = None
         if self.value.booster is not None:
             value_file = "value.txt"
             self.value.booster.save_model(str(directory / value_file))
+        members = []
+        for i, member in enumerate(self.members):
+            head: Any = None if member.head is None else _save_head(member.head, directory, f"m{i}")
+            if member.head is self.conversion:
+                head = "conversion"
+            members.append(
+                {
+                    "weight": member.weight,
+                    "target": member.target,
+                    "name": member.name,
+                    "calibration": list(member.calibration) if member.calibration else None,
+                    "offset": dict(member.offset) if member.offset else None,
+                    "head": head,
+                }
+            )
         manifest = {
             "format_version": FORMAT_VERSION,
             "action_ids": list(self.action_ids),
             "control": self.control,
             "encoder": self.encoder.to_dict(),
-            "conversion": {
-                "kind": self.conversion.kind,
-                "files": files,
-                "descriptors": self.conversion.descriptors.to_dict() if self.conversion.descriptors else None,
+            "conversion": _save_head(self.conversion, directory, "conversion"),
+            "value": {
+                "file": value_file,
+                "discounts": self.value.discounts,
+                "fallback": self.value.fallback,
+                "codes": None
+                if self.value.codes is None
+                else {k: _finite_or_none(v) for k, v in self.value.codes.items()},
             },
-            "value": {"file": value_file, "discounts": self.value.discounts, "fallback": self.value.fallback},
+            "members": members,
             "calibration": list(self.calibration) if self.calibration else None,
             "decision_margin": self.decision_margin,
             "metadata": self.metadata,
         }
-        (directory / "model.json").write_text(json.dumps(manifest, indent=2, default=str))
+        (directory / "model.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
         return directory
 
     @classmethod
     def load(cls, directory: Path) -> PolicyModel:
         manifest = json.loads((directory / "model.json").read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
+        if manifest.get("format_version") not in READABLE_FORMATS:
             raise ValueError(f"{directory}: unsupported model format {manifest.get('format_version')}")
-        conv = manifest["conversion"]
-        boosters = {k: lgb.Booster(model_file=str(directory / f)) for k, f in conv["files"].items()}
+        conversion = _load_head(manifest["conversion"], directory)
         value = manifest["value"]
+        members = tuple(
+            Member(
+                weight=float(m["weight"]),
+                target=m["target"],
+                head=None
+                if m["head"] is None
+                else conversion
+                if m["head"] == "conversion"
+                else _load_head(m["head"], directory),
+                calibration=tuple(m["calibration"]) if m["calibration"] else None,  # type: ignore[arg-type]
+                name=str(m.get("name", "")),
+                offset={k: float(v) for k, v in m["offset"].items()} if m.get("offset") else None,
+            )
+            for m in manifest.get("members", [])
+        )
+        codes = value.get("codes")
         return cls(
             encoder=FeatureEncoder.from_dict(manifest["encoder"]),
             action_ids=tuple(manifest["action_ids"]),
             control=manifest["control"],
-            conversion=ConversionHead(
-                conv["kind"],
-                boosters,
-                ActionDescriptors.from_dict(conv["descriptors"]) if conv["descriptors"] else None,
-            ),
+            conversion=conversion,
             value=ValueHead(
                 lgb.Booster(model_file=str(directory / value["file"])) if value["file"] else None,
                 {k: float(v) for k, v in value["discounts"].items()},
                 {k: float(v) for k, v in value["fallback"].items()},
+                None if codes is None else {k: float("nan") if v is None else float(v) for k, v in codes.items()},
             ),
             calibration=tuple(manifest["calibration"]) if manifest["calibration"] else None,  # type: ignore[arg-type]
             decision_margin=float(manifest.get("decision_margin", 0.0)),
             metadata=manifest["metadata"],
+            members=members,
         )
+
+
+def _save_head(head: ActionHead, directory: Path, prefix: str) -> dict[str, Any]:
+    files = {}
+    for key, booster in head.boosters.items():
+        files[key] = f"{prefix}_{key}.txt"
+        booster.save_model(str(directory / files[key]))
+    return {
+        "kind": head.kind,
+        "files": files,
+        "descriptors": head.descriptors.to_dict() if head.descriptors else None,
+    }
+
+
+def _load_head(data: dict[str, Any], directory: Path) -> ActionHead:
+    boosters = {k: lgb.Booster(model_file=str(directory / f)) for k, f in data["files"].items()}
+    descriptors = ActionDescriptors.from_dict(data["descriptors"]) if data["descriptors"] else None
+    return ActionHead(data["kind"], boosters, descriptors)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None  # NaN codes (no value of their own) are written as null
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)

@@ -135,13 +135,16 @@ def test_booster_holds_exactly_the_early_stopped_trees(trained: dict[str, TrainR
     enc, descriptors = result.model.encoder, result.model.conversion.descriptors
     assert descriptors is not None
 
-    def rows(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        part = result.splits[split]
-        action = part.action_index(catalog)
-        X = descriptors.design(enc.transform_frame(part.frame), action)
-        return X, part.frame["converted"].to_numpy(), stabilised_weights(action, part.frame["propensity"].to_numpy())
+    part = result.splits["valid"]
+    held = np.random.default_rng(0).random(len(part.frame)) < 0.25
 
-    train_rows, (Xv, yv, wv) = rows("train"), rows("valid")
+    def rows(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        frame = part.frame[mask]
+        action = frame["action"].map(catalog.index).to_numpy()
+        X = descriptors.design(enc.transform_frame(frame), action)
+        return X, frame["converted"].to_numpy(), stabilised_weights(action, frame["propensity"].to_numpy())
+
+    train_rows, (Xv, yv, wv) = rows(~held), rows(held)
     cats = [*enc.categorical_indices, len(enc.feature_names)]  # the action code column too
     rounds, params = 20, CFG.grid[0]
     with distributed.training_backend(CFG.model_copy(update={"backend": "dask"})) as fitter:
@@ -155,6 +158,10 @@ def test_booster_holds_exactly_the_early_stopped_trees(trained: dict[str, TrainR
     p = 1 / (1 + np.exp(-raw))
     loss = -np.average(np.where(yv > 0, np.log(p), np.log(1 - p)), axis=1, weights=wv)
     np.testing.assert_allclose(loss, curve[:best], rtol=1e-7)
+    # grown on past the best (as cross-fitting does to compare tree counts), every tree is kept
+    with distributed.training_backend(CFG.model_copy(update={"backend": "dask"})) as fitter:
+        grown = fit_booster(params, "binary", train_rows, (Xv, yv, wv), cats, rounds, CFG.seed, CFG.threads, None, 2.0)
+    assert grown.best_iteration == best and grown.num_trees() == max(best + rounds, 2 * best)
 
 
 def test_saved_model_is_served_without_dask(trained: dict[str, TrainResult], tmp_path: Path) -> None:

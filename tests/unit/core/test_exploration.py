@@ -86,3 +86,72 @@ def test_control_group_and_degenerate_cases() -> None:
     assert serve(0, only_control, 0.5, "d").probability == 1.0
     everything = serve_batch(np.array([1, 1]), np.array([[True, True, False]] * 2), 1.0, ["a", "b"])
     assert everything.probability.tolist() == [0.5, 0.5]
+
+
+# Value-aware exploration -------------------------------------------------------------------------------------
+def _weights(net: np.ndarray, eligible: np.ndarray, temperature: float = 0.1, floor: float = 0.05) -> np.ndarray:
+    from nextbest.core.exploration import exploration_weights
+
+    return exploration_weights(net, eligible, temperature, floor)
+
+
+def test_value_weights_favour_near_ties_and_keep_a_floor() -> None:
+    net = np.array([[0.0, 1.0, 0.98, -3.0, 0.5]])
+    eligible = np.array([[True, True, True, True, False]])
+    q = _weights(net, eligible)[0]
+    assert q.sum() == pytest.approx(1.0) and q[4] == 0.0  # ineligible: never
+    assert q[1] > q[2] > 0.3  # the near-tie shares most of the budget
+    floor_each = 0.05 / 4
+    assert q[3] == pytest.approx(floor_each, rel=1e-6) and q[0] == pytest.approx(floor_each, rel=1e-2)
+    uniformish = _weights(net, eligible, temperature=1e6)[0]  # a huge temperature is uniform over eligible
+    assert np.allclose(uniformish[:4], 0.25) and uniformish[4] == 0.0
+
+
+def test_value_exploration_probabilities_are_exact_and_replayable() -> None:
+    n, rate, greedy = 200_000, 0.3, 1
+    net = np.tile(np.array([0.0, 1.0, 0.95, -2.0, 0.2]), (n, 1))
+    eligible = np.tile(np.array([True, True, True, False, True]), (n, 1))
+    q = _weights(net, eligible)
+    ids = [f"decision-{i}" for i in range(n)]
+    served = serve_batch(np.full(n, greedy), eligible, rate, ids, weights=q)
+    expected = rate * q[0] + np.where(np.arange(5) == greedy, 1 - rate, 0.0)
+    for k in range(5):
+        freq = (served.index == k).mean()
+        sd = (expected[k] * (1 - expected[k]) / n) ** 0.5
+        assert abs(freq - expected[k]) <= 4 * sd + 1e-12, (k, freq, expected[k])  # 4 standard deviations
+        assert np.allclose(served.probability[served.index == k], expected[k], rtol=0, atol=1e-15)
+    for i in range(0, 3000):  # one at a time: the same draw, action and probability as the batch
+        one = serve(greedy, eligible[i], rate, ids[i], weights=q[i])
+        assert (one.index, one.probability, one.explored) == (
+            served.index[i],
+            served.probability[i],
+            served.explored[i],
+        )
+
+
+def test_value_exploration_spends_less_than_uniform_on_bad_actions() -> None:
+    """The same budget, served: value-aware exploration costs a fraction of uniform exploration when the
+    alternatives are clearly worse, and still tries every eligible action."""
+    rng = np.random.default_rng(3)
+    n = 50_000
+    net = np.column_stack([np.zeros(n), rng.normal(1.0, 1.0, (n, 3))])
+    eligible = np.ones((n, 4), dtype=bool)
+    greedy = net.argmax(axis=1)
+    ids = [f"d{i}" for i in range(n)]
+    uniform = serve_batch(greedy, eligible, 0.05, ids)
+    value = serve_batch(greedy, eligible, 0.05, ids, weights=_weights(net, eligible, temperature=0.05, floor=0.02))
+    rows = np.arange(n)
+    loss = {k: float((net[rows, greedy] - net[rows, s.index]).mean()) for k, s in (("u", uniform), ("v", value))}
+    assert loss["v"] < 0.15 * loss["u"], loss
+    assert set(np.unique(value.index[value.explored])) == {0, 1, 2, 3}
+    assert value.probability.min() >= 0.05 * 0.02 / 4 - 1e-15
+
+
+def test_the_policy_explores_by_value_only_with_a_model_scale() -> None:
+    from nextbest.core.exploration import Exploration
+
+    ex = Exploration()
+    net, ok = np.array([[0.0, 1.0]]), np.array([[True, True]])
+    assert ex.mode == "value" and ex.weights(net, ok, None) is None  # an older model: uniform
+    assert ex.weights(net, ok, 2.0) is not None
+    assert Exploration(mode="uniform").weights(net, ok, 2.0) is None

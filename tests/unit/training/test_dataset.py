@@ -61,7 +61,8 @@ def test_optional_columns_are_filled_and_noted(catalog: ActionCatalog, tmp_path:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.drop(columns=["converted"]), "missing required column(s) ['converted']"),
+        (lambda d: d.drop(columns=["action"]), "missing required column(s) ['action']"),
+        (lambda d: d.drop(columns=["converted", "revenue"]), "no outcome column"),
         (
             lambda d: d.assign(action=d["action"].replace("email_promo", "carrier_pigeon")),
             "unknown action(s) ['carrier_pigeon']",
@@ -74,7 +75,8 @@ def test_optional_columns_are_filled_and_noted(catalog: ActionCatalog, tmp_path:
         (lambda d: d[(d["action"] != "push_nudge") | (d.index < 400)], "too few rows per action"),
         (lambda d: d.assign(converted=2), "'converted' must be 0 or 1"),
         (lambda d: d[d["action"] != "no_action"], "no rows with the control action"),
-        (lambda d: d.assign(revenue=-1.0), "'revenue' must be a non-negative"),
+        (lambda d: d.assign(revenue=np.where(d.index == 3, np.inf, 0.0)), "'revenue' must be a finite number"),
+        (lambda d: d.assign(revenue=np.where(d.index == 3, np.nan, 0.0)), "'revenue' must be a finite number"),
     ],
 )
 def test_bad_input_names_the_problem(catalog: ActionCatalog, tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -82,6 +84,16 @@ def test_bad_input_names_the_problem(catalog: ActionCatalog, tmp_path: Path, mut
     with pytest.raises(DataError) as err:
         load_file(path, catalog)
     assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_continuous_outcome_loads_without_converted(catalog: ActionCatalog, tmp_path: Path) -> None:
+    """Revenue alone (a spend, a margin that can be negative) is an outcome: converted = revenue > 0."""
+    df = frame(catalog).drop(columns=["converted", "event_timestamp"])
+    df["revenue"] = np.random.default_rng(1).normal(0.5, 2.0, len(df))
+    ds = load_file(write(df, tmp_path), catalog)
+    assert (ds.frame["converted"] == (df["revenue"] > 0).astype(int).to_numpy()).all()
+    assert any("negative revenue" in n for n in ds.notes) and any("'converted'" in n for n in ds.notes)
+    assert any("event_timestamp" in n for n in ds.notes)
 
 
 def test_missing_or_unreadable_file(catalog: ActionCatalog, tmp_path: Path) -> None:

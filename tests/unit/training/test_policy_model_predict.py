@@ -83,3 +83,43 @@ def test_scores_equal_the_plain_computation(model: PolicyModel, actions: tuple[s
     p_ref = np.clip(p_ref, 1e-4, 1 - 1e-4)
     assert np.array_equal(p, p_ref)
     assert np.array_equal(revenue, p_ref * v_ref.reshape(len(actions), rows).T)
+
+
+def test_a_blended_model_saves_loads_and_scores_as_the_sum_of_its_members(model: PolicyModel, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A blend (a conversion member times the value head, a net-value member with the costs added back, and
+    the average-effect member) round-trips through save/load and scores as the weighted sum of its members."""
+    from nextbest.model.heads import ActionHead, Member
+
+    rng = np.random.default_rng(4)
+    d = model.conversion.descriptors
+    assert d is not None
+    X, codes = _data(3000, 5), rng.integers(0, len(CATALOG.ids), 3000)
+    net = lgb.train({"objective": "regression", "num_leaves": 7, "verbose": -1, "num_threads": 1},
+                    lgb.Dataset(d.design(X, codes), X[:, 0] * codes), num_boost_round=15)  # fmt: skip
+    offset = {a.id: a.cost for a in CATALOG.actions}
+    average = {a: 1.0 + i for i, a in enumerate(CATALOG.ids)}
+    blend = PolicyModel(
+        encoder=model.encoder,
+        action_ids=model.action_ids,
+        control=model.control,
+        conversion=model.conversion,
+        value=model.value,
+        calibration=(1.1, -0.2),
+        members=(
+            Member(0.5, "conversion", model.conversion, (1.1, -0.2), "s-0"),
+            Member(0.3, "revenue", ActionHead("s", {"all": net}, d), None, "s-revenue-0", offset),
+            Member(0.2, "revenue", None, None, "average", average),
+        ),
+    )
+    Xt = _data(40, 6)
+    p, revenue = blend.predict(Xt, ("nag", "none", "offer"))
+    loaded = PolicyModel.load(blend.save(tmp_path / "blend"))
+    p2, revenue2 = loaded.predict(Xt, ("nag", "none", "offer"))
+    assert np.array_equal(p, p2) and np.array_equal(revenue, revenue2)
+    v = model.value.predict(Xt, ("nag", "none", "offer"))
+    net_part = net.predict(d.stacked(Xt, ("nag", "none", "offer"))).reshape(3, 40).T + np.array(
+        [offset[a] for a in ("nag", "none", "offer")]
+    )
+    expected = 0.5 * p * v + 0.3 * net_part + 0.2 * np.array([average[a] for a in ("nag", "none", "offer")])
+    np.testing.assert_allclose(revenue, expected, rtol=1e-12)
+    assert loaded.members[0].head is loaded.conversion and loaded.members[2].head is None

@@ -1,0 +1,334 @@
+"""Decision problems from generators this project did not write, each with the truth for every customer.
+
+Every scenario yields a *log* (one logged decision per customer: features, the action taken, its logging
+probability, the outcome) in the file format of ``nextbest train --data``, an action catalog, and held-out
+customers with the expected net value of every action (``truth``), so a policy's true value is known:
+
+* ``uplift_cls``: causalml's ``make_uplift_classification``, a control and three treatments, features that
+  raise and features that lower each treatment's conversion (harmful effects); a conversion is worth 10 and
+  each treatment has its own cost per conversion (an incentive paid out on purchase), so the treatment that
+  converts most is not the one that pays most. The generator returns only the assigned arm's outcome; every
+  arm's outcome is rebuilt from the labels it composes (``_record_make_classification``), so any logging
+  policy can be applied afterwards. String customer ids.
+* ``nie_wager_m1`` .. ``m4``: causalml's ``synthetic_data`` modes 1-4 (Nie and Wager's setups A-D: difficult
+  nuisance, a randomised trial, easy propensity with a difficult baseline, unrelated arms), a continuous
+  outcome (revenue that can be negative), one treatment with a cost of 0.5; the generator's own propensities
+  (confounded in modes 1, 3 and 4) are the logging policy.
+* ``obp``: obp's ``SyntheticBanditDataset``, six actions with logistic click models, a click worth 1 (a
+  small value unit), the control named ``hold`` (not ``no_action``), UUID customer ids.
+
+``*_targeted`` variants keep the generator's outcomes but log a targeted (confounded) policy instead of a
+randomised one: assignment depends on features that also drive the outcome, and the logged propensities say
+how (0.05-0.7). Each scenario draws the log and the held-out customers from one generator call, so both
+come from the same world.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CONTROL_DEFAULT = "no_action"
+START = pd.Timestamp("2026-06-01", tz="UTC")
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    log: pd.DataFrame  # customer_id, event_timestamp, features..., action, converted, revenue, propensity
+    holdout: pd.DataFrame  # customer_id, features...
+    truth: np.ndarray  # (n_holdout, A) expected net value of each action, in ``catalog['actions']`` order
+    catalog: dict[str, Any]  # YAML-ready action catalog
+    features: list[str]
+    log_policy: np.ndarray | None = None  # (n_log, A) logging probability of every action (references only)
+    holdout_policy: np.ndarray | None = None  # (n_holdout, A) the same policy on the held-out customers
+    value_per_conversion: dict[str, float] = field(default_factory=dict)  # per action, for references
+    outcome: str = "binary"  # binary (conversions) or continuous (revenue)
+
+    @property
+    def actions(self) -> list[str]:
+        return [a["id"] for a in self.catalog["actions"]]
+
+    @property
+    def control(self) -> str:
+        return str(self.catalog["control"])
+
+    @property
+    def costs(self) -> np.ndarray:
+        return np.array([float(a.get("cost", 0.0)) for a in self.catalog["actions"]])
+
+
+def _catalog(actions: list[dict[str, Any]], control: str, currency: str = "EUR") -> dict[str, Any]:
+    return {
+        "version": "external-1",
+        "currency": currency,
+        "channels": ["email"],
+        "control": control,
+        "actions": actions,
+    }
+
+
+def _timestamps(n: int, rng: np.random.Generator) -> pd.Series:
+    return pd.Series(START + pd.to_timedelta(rng.integers(0, 60 * 86_400, n), unit="s"))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def targeted_policy(drivers: np.ndarray, n_actions: int, rng: np.random.Generator, floor: float = 0.05) -> np.ndarray:
+    """A confounded logging policy: a softmax over actions of random linear scores of ``drivers`` (features
+    that also drive outcomes), mixed with a floor so every action keeps probability >= ``floor`` / A * A."""
+    z = (drivers - drivers.mean(axis=0)) / (drivers.std(axis=0) + 1e-12)
+    weights = rng.normal(0.0, 1.2, size=(z.shape[1], n_actions))
+    probs = _softmax(z @ weights)
+    return (1 - floor * n_actions) * probs + floor if floor * n_actions < 1 else probs
+
+
+def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    u = rng.random(probs.shape[0])[:, None]
+    drawn: np.ndarray = (probs.cumsum(axis=1) < u).sum(axis=1)
+    return np.minimum(drawn, probs.shape[1] - 1)
+
+
+def _split(n_total: int, n_log: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    order = rng.permutation(n_total)
+    return order[:n_log], order[n_log:]
+
+
+# --- causalml make_uplift_classification -------------------------------------------------------------------
+def _record_make_classification(module: Any) -> tuple[list[tuple[np.ndarray, np.ndarray]], Callable[[], None]]:
+    """Wrap the ``make_classification`` the generator calls, to keep each (X, y) it draws, in order."""
+    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    original = module.make_classification
+
+    def recording(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        X, y = original(*args, **kwargs)
+        calls.append((X, y))
+        return X, y
+
+    module.make_classification = recording
+
+    def restore() -> None:
+        module.make_classification = original
+
+    return calls, restore
+
+
+UPLIFT_TREATMENTS = ("treatment1", "treatment2", "treatment3")
+UPLIFT_INCREASE = {"treatment1": 2, "treatment2": 2, "treatment3": 3}
+UPLIFT_DECREASE = {"treatment1": 0, "treatment2": 1, "treatment3": 2}
+UPLIFT_DELTA_UP = {"treatment1": 0.04, "treatment2": 0.10, "treatment3": 0.18}
+UPLIFT_DELTA_DOWN = {"treatment1": 0.0, "treatment2": 0.04, "treatment3": 0.10}
+CONVERSION_VALUE = 10.0
+CONVERSION_COST = {"control": 0.0, "treatment1": 0.5, "treatment2": 1.0, "treatment3": 2.0}  # paid per conversion
+SEND_COST = {"control": 0.0, "treatment1": 0.02, "treatment2": 0.02, "treatment3": 0.05}
+
+
+def uplift_classification(n_log: int, n_holdout: int, seed: int, targeted: bool = False) -> Scenario:
+    import causalml.dataset.classification as cls
+
+    names = ["control", *UPLIFT_TREATMENTS]
+    per_group = -(-(n_log + n_holdout) // len(names))
+    calls, restore = _record_make_classification(cls)
+    try:
+        frame, x_names = cls.make_uplift_classification(
+            n_samples=per_group,
+            treatment_name=names,
+            n_classification_features=10,
+            n_classification_informative=5,
+            n_uplift_increase_dict=UPLIFT_INCREASE,
+            n_uplift_decrease_dict=UPLIFT_DECREASE,
+            delta_uplift_increase_dict=UPLIFT_DELTA_UP,
+            delta_uplift_decrease_dict=UPLIFT_DELTA_DOWN,
+            n_uplift_increase_mix_informative_dict={t: 1 for t in UPLIFT_TREATMENTS},
+            n_uplift_decrease_mix_informative_dict={t: 1 for t in UPLIFT_TREATMENTS},
+            positive_class_proportion=0.3,
+            random_seed=seed,
+        )
+    finally:
+        restore()
+    # The calls in order: the base classification, then one per treatment that raises, one per treatment that
+    # lowers conversion (in treatment order, only where that treatment has such features).
+    base = calls[0][1]
+    rest = iter(calls[1:])
+    up = {t: next(rest)[1] if UPLIFT_INCREASE[t] else np.zeros_like(base) for t in UPLIFT_TREATMENTS}
+    down = {t: next(rest)[1] if UPLIFT_DECREASE[t] else np.zeros_like(base) for t in UPLIFT_TREATMENTS}
+    outcomes = np.column_stack([base, *(np.clip(base + up[t] - down[t], 0, 1) for t in UPLIFT_TREATMENTS)])
+    assigned = frame["treatment_group_key"].map({n: i for i, n in enumerate(names)}).to_numpy()
+    if not np.array_equal(outcomes[np.arange(len(frame)), assigned], frame["conversion"].to_numpy()):
+        raise RuntimeError("rebuilt potential outcomes do not match causalml's observed outcome")
+    net_per_conv = np.array([CONVERSION_VALUE - CONVERSION_COST[n] for n in names])
+    send = np.array([SEND_COST[n] for n in names])
+    net = outcomes * net_per_conv[None, :] - send[None, :]
+
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    if targeted:
+        drivers = frame[[x_names[0], x_names[1], *[c for c in x_names if "uplift_increase" in c][:2]]].to_numpy()
+        probs = targeted_policy(drivers, len(names), rng)
+        action = _draw(probs, rng)
+    else:  # the generator's own randomised assignment
+        probs = np.full((n, len(names)), 1.0 / len(names))
+        action = assigned
+    ids = np.array([f"C{int(i):07d}" for i in rng.permutation(n) + 100_000])
+    log_rows, hold_rows = _split(n, n_log, rng)
+    rows = np.arange(n)
+    data = frame[x_names].reset_index(drop=True)
+    log = pd.DataFrame({"customer_id": ids[log_rows], "event_timestamp": _timestamps(n_log, rng)})
+    log = pd.concat([log, data.iloc[log_rows].reset_index(drop=True)], axis=1)
+    chosen = action[log_rows]
+    log["action"] = np.array(names, dtype=object)[chosen]
+    log["converted"] = outcomes[log_rows, chosen].astype(int)
+    log["revenue"] = log["converted"] * net_per_conv[chosen]
+    log["propensity"] = probs[rows[log_rows], chosen]
+    holdout = pd.concat(
+        [pd.DataFrame({"customer_id": ids[hold_rows]}), data.iloc[hold_rows].reset_index(drop=True)], axis=1
+    )
+    actions = [
+        {
+            "id": n_,
+            "channels": ["email"],
+            "category": "none" if n_ == "control" else "promo",
+            "value": CONVERSION_VALUE,
+            "cost": SEND_COST[n_],
+        }
+        for n_ in names
+    ]
+    return Scenario(
+        name="uplift_cls_targeted" if targeted else "uplift_cls",
+        description="causalml make_uplift_classification, 3 treatments with harmful features, cost per conversion",
+        log=log,
+        holdout=holdout,
+        truth=net[hold_rows],
+        catalog=_catalog(actions, "control"),
+        features=list(x_names),
+        log_policy=probs[log_rows],
+        holdout_policy=probs[hold_rows],
+        value_per_conversion=dict(zip(names, net_per_conv.tolist(), strict=True)),
+    )
+
+
+# --- causalml synthetic_data (Nie and Wager) --------------------------------------------------------------
+TREATMENT_COST = 0.5
+
+
+def nie_wager(mode: int, n_log: int, n_holdout: int, seed: int) -> Scenario:
+    from causalml.dataset import synthetic_data
+
+    np.random.seed(seed)  # the generator draws from numpy's global state
+    n = n_log + n_holdout
+    y, X, w, tau, b, e = synthetic_data(mode=mode, n=n, p=8, sigma=1.0)
+    rng = np.random.default_rng(seed)
+    truth = np.column_stack([b - 0.5 * tau, b + 0.5 * tau - TREATMENT_COST])
+    log_rows, hold_rows = _split(n, n_log, rng)
+    feats = [f"x{j}" for j in range(X.shape[1])]
+    data = pd.DataFrame(X, columns=feats)
+    log = pd.DataFrame({"customer_id": log_rows + 1, "event_timestamp": _timestamps(n_log, rng)})
+    log = pd.concat([log, data.iloc[log_rows].reset_index(drop=True)], axis=1)
+    log["action"] = np.where(w[log_rows] == 1, "treat", "no_action")
+    log["revenue"] = y[log_rows]
+    log["converted"] = (y[log_rows] > 0).astype(int)
+    log["propensity"] = np.where(w[log_rows] == 1, e[log_rows], 1 - e[log_rows])
+    holdout = pd.concat(
+        [pd.DataFrame({"customer_id": hold_rows + 1}), data.iloc[hold_rows].reset_index(drop=True)], axis=1
+    )
+    actions = [
+        {"id": "no_action", "channels": ["email"], "category": "none", "value": 0, "cost": 0},
+        {"id": "treat", "channels": ["email"], "category": "promo", "value": 1, "cost": TREATMENT_COST},
+    ]
+    labels = {1: "difficult nuisance", 2: "randomised trial", 3: "easy propensity", 4: "unrelated arms"}
+    return Scenario(
+        name=f"nie_wager_m{mode}",
+        description=f"causalml synthetic_data mode {mode} ({labels[mode]}), continuous outcome, treatment cost",
+        log=log,
+        holdout=holdout,
+        truth=truth[hold_rows],
+        catalog=_catalog(actions, "no_action"),
+        features=feats,
+        log_policy=np.column_stack([1 - e, e])[log_rows],
+        holdout_policy=np.column_stack([1 - e, e])[hold_rows],
+        outcome="continuous",
+    )
+
+
+# --- obp SyntheticBanditDataset ---------------------------------------------------------------------------
+OBP_ACTIONS = ("hold", "offer_a", "offer_b", "offer_c", "offer_d", "offer_e")
+OBP_COSTS = (0.0, 0.02, 0.02, 0.03, 0.03, 0.05)
+
+
+def obp_bandit(n_log: int, n_holdout: int, seed: int, targeted: bool = False) -> Scenario:
+    from obp.dataset import SyntheticBanditDataset, logistic_reward_function
+
+    k, dim = len(OBP_ACTIONS), 6
+    policy_rng = np.random.default_rng(seed + 1)
+    weights = policy_rng.normal(0.0, 0.8, size=(dim, k))
+
+    def targeted_behaviour(context: np.ndarray, action_context: np.ndarray, random_state: int | None = None) -> Any:
+        probs = _softmax(context @ weights)
+        return 0.7 * probs + 0.3 / k  # every action keeps >= 5%
+
+    def behaviour(context: np.ndarray) -> np.ndarray:
+        if targeted:
+            return np.asarray(targeted_behaviour(context, np.eye(k)))
+        return np.full((context.shape[0], k), 1.0 / k)
+
+    dataset = SyntheticBanditDataset(
+        n_actions=k,
+        dim_context=dim,
+        reward_type="binary",
+        reward_function=logistic_reward_function,
+        behavior_policy_function=targeted_behaviour if targeted else None,
+        random_state=seed,
+    )
+    fb = dataset.obtain_batch_bandit_feedback(n_rounds=n_log)
+    hold = dataset.obtain_batch_bandit_feedback(n_rounds=n_holdout)
+    rng = np.random.default_rng(seed)
+    feats = [f"c{j}" for j in range(dim)]
+    ids = [str(uuid.UUID(int=int(v))) for v in rng.integers(0, 2**63, n_log + n_holdout)]
+    log = pd.DataFrame({"customer_id": ids[:n_log], "event_timestamp": _timestamps(n_log, rng)})
+    log = pd.concat([log, pd.DataFrame(fb["context"], columns=feats)], axis=1)
+    log["action"] = np.array(OBP_ACTIONS, dtype=object)[fb["action"]]
+    log["converted"] = fb["reward"].astype(int)
+    log["revenue"] = log["converted"].astype(float)
+    log["propensity"] = fb["pscore"]
+    holdout = pd.concat(
+        [pd.DataFrame({"customer_id": ids[n_log:]}), pd.DataFrame(hold["context"], columns=feats)], axis=1
+    )
+    truth = hold["expected_reward"] * 1.0 - np.asarray(OBP_COSTS)[None, :]
+    actions = [
+        {"id": a, "channels": ["email"], "category": "none" if a == "hold" else "promo", "value": 1, "cost": c}
+        for a, c in zip(OBP_ACTIONS, OBP_COSTS, strict=True)
+    ]
+    return Scenario(
+        name="obp_targeted" if targeted else "obp",
+        description="obp SyntheticBanditDataset, 6 actions, logistic clicks worth 1, control 'hold'",
+        log=log,
+        holdout=holdout,
+        truth=truth,
+        catalog=_catalog(actions, "hold"),
+        features=feats,
+        log_policy=behaviour(fb["context"]),
+        holdout_policy=behaviour(hold["context"]),
+        value_per_conversion=dict.fromkeys(OBP_ACTIONS, 1.0),
+    )
+
+
+SCENARIOS: dict[str, Callable[[int, int, int], Scenario]] = {
+    "uplift_cls": lambda n, h, s: uplift_classification(n, h, s),
+    "uplift_cls_targeted": lambda n, h, s: uplift_classification(n, h, s, targeted=True),
+    "nie_wager_m1": lambda n, h, s: nie_wager(1, n, h, s),
+    "nie_wager_m2": lambda n, h, s: nie_wager(2, n, h, s),
+    "nie_wager_m3": lambda n, h, s: nie_wager(3, n, h, s),
+    "nie_wager_m4": lambda n, h, s: nie_wager(4, n, h, s),
+    "obp": lambda n, h, s: obp_bandit(n, h, s),
+    "obp_targeted": lambda n, h, s: obp_bandit(n, h, s, targeted=True),
+}

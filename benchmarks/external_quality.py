@@ -1,0 +1,294 @@
+"""Decision quality on data nextbest did not generate: nextbest as a user runs it, beside reference learners.
+
+For every scenario (``benchmarks/_scenarios.py``: causalml's ``make_uplift_classification`` and
+``synthetic_data`` modes 1-4, obp's ``SyntheticBanditDataset``, randomised and targeted logs), training size
+and seed, the same logged rows go to
+
+* **nextbest**, exactly as a user runs it, with default settings and no per-scenario tuning:
+  ``nextbest train --data log.parquet --catalog actions.yaml``, then
+  ``nextbest decide-batch --input holdout.parquet --model challenger --scores`` (``--path cli``, the default;
+  ``--path inprocess`` calls the same functions without MLflow and subprocesses, for quick iterations);
+* the references of ``benchmarks/_references.py``: a plain LightGBM S-learner (action as a feature, regression
+  on net value), a LightGBM T-learner with early stopping, causalml's X-learner and UpliftRandomForest (or its
+  causal forest for a continuous outcome), propensity-only ranking, the best single action; and doing nothing
+  and the oracle.
+
+Every policy is valued on the held-out customers with the scenario's truth (expected net value of every
+action): value per customer, ratio to the oracle, lift capture (value - nothing) / (oracle - nothing), share
+of customers given an action worse than doing nothing, and the Qini coefficient of each treatment's ranking
+against its true uplift. nextbest is reported twice: its greedy choice, and as served (5% exploration, 2%
+control group). A (scenario, size) passes when nextbest's greedy lift capture, averaged over seeds, is at
+least the best reference's, it is above doing nothing in every seed, and its share worse than nothing is no
+larger than that best reference's.
+
+    pip install -e '.[bench]'    # causalml, obp (and torch for it): make bench installs them
+    python benchmarks/external_quality.py [--sizes 10000 50000 200000] [--seeds 0 1 2] [--scenarios ...]
+        [--holdout 50000] [--path cli|inprocess] [--cache refs.json] [--json results.json] [--no-forest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+REFERENCE_NAMES = ("s_learner", "t_learner", "x_learner", "uplift_forest")  # the learners nextbest must match
+BASELINES = ("propensity_only", "best_single_action")
+
+
+def true_qini(score: np.ndarray, uplift: np.ndarray, bins: int = 100) -> float:
+    """Qini coefficient of ranking customers by ``score`` against their true ``uplift``: the area between the
+    model's cumulative-gain curve and random targeting, over the same area for the perfect ranking."""
+    n = uplift.size
+    if n == 0 or np.allclose(uplift, uplift[0]):
+        return float("nan")
+    at = np.linspace(0, n, bins + 1).astype(int)
+    fraction = at / n
+
+    def area(order: np.ndarray) -> float:
+        gain = np.concatenate([[0.0], np.cumsum(uplift[order])])[at]
+        return float(np.trapezoid(gain - fraction * uplift.sum(), fraction))
+
+    best = area(np.argsort(-uplift, kind="stable"))
+    score = np.nan_to_num(score, nan=-np.inf)
+    return area(np.argsort(-score, kind="stable")) / best if best > 0 else float("nan")
+
+
+def evaluate(sc: Any, chosen: np.ndarray, scores: np.ndarray | None) -> dict[str, Any]:
+    truth = sc.truth
+    control = sc.actions.index(sc.control)
+    rows = np.arange(len(truth))
+    value = float(truth[rows, chosen].mean())
+    oracle = float(truth.max(axis=1).mean())
+    nothing = float(truth[:, control].mean())
+    out: dict[str, Any] = {
+        "value": value,
+        "ratio_to_oracle": value / oracle if oracle else float("nan"),
+        "lift_capture": (value - nothing) / (oracle - nothing) if oracle != nothing else float("nan"),
+        "worse_than_nothing": float((truth[rows, chosen] < truth[:, control] - 1e-9).mean()),
+        "mix": {a: float((chosen == k).mean()) for k, a in enumerate(sc.actions)},
+    }
+    if scores is not None:
+        out["qini"] = {
+            a: true_qini(scores[:, k] - scores[:, control], truth[:, k] - truth[:, control])
+            for k, a in enumerate(sc.actions)
+            if k != control
+        }
+    return out
+
+
+# --- nextbest, as a user runs it ------------------------------------------------------------------------------
+def _write_inputs(sc: Any, work: Path) -> tuple[Path, Path, Path]:
+    import yaml
+
+    log, holdout, catalog = work / "log.parquet", work / "holdout.parquet", work / "actions.yaml"
+    sc.log.to_parquet(log)
+    sc.holdout.to_parquet(holdout)
+    catalog.write_text(yaml.safe_dump(sc.catalog, sort_keys=False))
+    return log, holdout, catalog
+
+
+def nextbest_cli(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """``nextbest train --data`` and ``nextbest decide-batch``, in a fresh NEXTBEST_HOME, defaults otherwise."""
+    import pandas as pd
+
+    log, holdout, catalog = _write_inputs(sc, work)
+    exe = str(Path(sys.executable).with_name("nextbest"))
+    env = {**os.environ, "NEXTBEST_HOME": str(work / "home")}
+    env.pop("NEXTBEST_CATALOG_PATH", None)
+    started = time.perf_counter()
+    subprocess.run([exe, "train", "--data", str(log), "--catalog", str(catalog)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    train_s = time.perf_counter() - started
+    out = work / "decisions.parquet"
+    subprocess.run(
+        [exe, "decide-batch", "--input", str(holdout), "--output", str(out), "--model", "challenger", "--scores"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    frame = pd.read_parquet(out)
+    return (*_decoded(sc, frame), {"train_seconds": train_s})
+
+
+def nextbest_inprocess(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The same functions as the CLI path (file validation, training with default settings, the batch
+    decision core with the default rules), without MLflow and subprocesses."""
+    from nextbest.core.catalog import ActionCatalog
+    from nextbest.core.decision import DecisionPolicy
+    from nextbest.core.features import all_fields
+    from nextbest.core.rules import load_ruleset
+    from nextbest.serving.batch import inline_features, run_batch
+    from nextbest.settings import load_settings
+    from nextbest.training.config import load_train_config
+    from nextbest.training.dataset import from_frame
+    from nextbest.training.pipeline import train
+
+    settings = load_settings(home=work / "home")
+    catalog = ActionCatalog.model_validate(sc.catalog)
+    cfg = load_train_config()
+    started = time.perf_counter()
+    result = train(from_frame(sc.log, catalog, "file:log.parquet", cfg.min_rows_per_action), catalog, cfg)
+    train_s = time.perf_counter() - started
+    assert settings.rules_path is not None
+    ruleset = load_ruleset(settings.rules_path, settings.rule_params_path)
+    policy = DecisionPolicy(catalog, ruleset, fields=all_fields())
+    frame = sc.holdout.copy()
+    decided = run_batch(policy, result.model, frame, inline_features(frame, result.model), "any", scores=True).frame
+    info = {"train_seconds": train_s, "blend": result.blend, "margin": result.model.decision_margin}
+    return (*_decoded(sc, decided), info)
+
+
+def _decoded(sc: Any, frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    index = {a: k for k, a in enumerate(sc.actions)}
+    if list(frame["customer_id"].astype(str)) != list(sc.holdout["customer_id"].astype(str)):
+        raise RuntimeError("decide-batch returned customers in another order")
+    greedy = frame["greedy_action"].map(index).to_numpy()
+    served = frame["action"].map(index).to_numpy()
+    scores = np.column_stack([frame[f"net_value__{a}"].to_numpy(dtype=float) for a in sc.actions])
+    return greedy, served, scores
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+def _source_hash() -> str:
+    digest = hashlib.sha256()
+    for name in ("_scenarios.py", "_references.py"):
+        digest.update((HERE / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from _references import REFERENCES  # type: ignore[import-not-found]
+    from _scenarios import SCENARIOS  # type: ignore[import-not-found]
+    from tqdm import tqdm
+
+    cache: dict[str, Any] = {}
+    if args.cache and Path(args.cache).is_file():
+        cache = json.loads(Path(args.cache).read_text())
+    version = _source_hash()
+    refs = [r for r in (*REFERENCE_NAMES, *BASELINES) if not (args.no_forest and r == "uplift_forest")]
+    runner = nextbest_cli if args.path == "cli" else nextbest_inprocess
+    rows: list[dict[str, Any]] = []
+    jobs = [(s, n, seed) for s in args.scenarios for n in args.sizes for seed in args.seeds]
+    for name, size, seed in tqdm(jobs, desc="external quality", unit="run"):
+        sc = SCENARIOS[name](size, args.holdout, seed)
+        control = sc.actions.index(sc.control)
+        base = {"scenario": name, "size": size, "seed": seed}
+        nothing = np.full(len(sc.truth), control)
+        rows.append({**base, "policy": "no_action", **evaluate(sc, nothing, None)})
+        rows.append({**base, "policy": "oracle", **evaluate(sc, sc.truth.argmax(axis=1), sc.truth)})
+        for ref in refs:
+            key = f"{version}:{name}:{size}:{seed}:{args.holdout}:{ref}"
+            if key not in cache:
+                started = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    q = REFERENCES[ref](sc, seed)
+                cache[key] = {**evaluate(sc, q.argmax(axis=1), q), "seconds": time.perf_counter() - started}
+                if args.cache:
+                    Path(args.cache).write_text(json.dumps(cache))
+            rows.append({**base, "policy": ref, **cache[key]})
+        with tempfile.TemporaryDirectory(prefix="nextbest-external-") as tmp:
+            greedy, served, scores, info = runner(sc, Path(tmp))
+        rows.append({**base, "policy": "nextbest", **evaluate(sc, greedy, scores), **info})
+        rows.append({**base, "policy": "nextbest_served", **evaluate(sc, served, None)})
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and sd over seeds per (scenario, size, policy), and the verdict per (scenario, size)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["qini_mean"] = frame["qini"].map(
+        lambda q: float(np.nanmean(list(q.values()))) if isinstance(q, dict) and q else np.nan
+    )
+    out = []
+    for (scenario, size), group in frame.groupby(["scenario", "size"], sort=False):
+        stats = group.groupby("policy", sort=False).agg(
+            value=("value", "mean"),
+            ratio=("ratio_to_oracle", "mean"),
+            lift=("lift_capture", "mean"),
+            lift_sd=("lift_capture", "std"),
+            lift_min=("lift_capture", "min"),
+            worse=("worse_than_nothing", "mean"),
+            qini=("qini_mean", "mean"),
+            seeds=("seed", "nunique"),
+        )
+        refs = stats.loc[[r for r in (*REFERENCE_NAMES, *BASELINES) if r in stats.index]]
+        best = refs["lift"].idxmax()
+        nb = stats.loc["nextbest"]
+        ok = (
+            nb["lift"] >= refs.loc[best, "lift"] - 1e-12
+            and nb["lift_min"] > 0
+            and nb["worse"] <= refs.loc[best, "worse"]
+        )
+        for policy, s in stats.iterrows():
+            verdict = ("PASS" if ok else "FAIL") if policy == "nextbest" else ""
+            out.append(
+                {"scenario": scenario, "size": size, "policy": policy, **s.to_dict(), "best_reference": best,
+                 "verdict": verdict}
+            )  # fmt: skip
+    return out
+
+
+def print_table(summary: list[dict[str, Any]]) -> None:
+    head = (
+        f"{'scenario':<22}{'size':>8} {'policy':<20}{'value':>9}{'vs oracle':>10}{'lift capture':>16}"
+        f"{'worse':>8}{'qini':>7}"
+    )
+    print(head)
+    last = None
+    for r in summary:
+        if (r["scenario"], r["size"]) != last:
+            print("-" * len(head))
+            last = (r["scenario"], r["size"])
+        sd = "" if np.isnan(r["lift_sd"]) else f" ± {r['lift_sd']:.3f}"
+        print(
+            f"{r['scenario']:<22}{r['size']:>8,} {r['policy']:<20}{r['value']:>9.4f}{r['ratio']:>10.1%}"
+            f"{r['lift']:>9.3f}{sd:<7}{r['worse']:>8.1%}{r['qini']:>7.3f}"
+            + (f"  {r['verdict']} (best reference: {r['best_reference']})" if r["verdict"] else "")
+        )
+
+
+def main() -> None:
+    from _scenarios import SCENARIOS  # type: ignore[import-not-found]
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--holdout", type=int, default=50_000)
+    parser.add_argument("--path", choices=["cli", "inprocess"], default="cli")
+    parser.add_argument("--cache", help="JSON file caching reference results between runs")
+    parser.add_argument("--json", help="write every run's figures here")
+    parser.add_argument("--no-forest", action="store_true", help="skip causalml's uplift forest (slow at 200k)")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    started = time.perf_counter()
+    rows = run(args)
+    summary = summarise(rows)
+    print_table(summary)
+    verdicts = [r for r in summary if r["verdict"]]
+    passed = sum(r["verdict"] == "PASS" for r in verdicts)
+    print(f"\n{passed}/{len(verdicts)} (scenario, size) PASS; {time.perf_counter() - started:.0f} s; path {args.path}")
+
+
+if __name__ == "__main__":
+    main()
