@@ -16,6 +16,7 @@ import pandas as pd
 
 from nextbest.core.decision import DecisionPolicy
 from nextbest.core.decision_batch import decide_batch
+from nextbest.core.ids import InvalidCustomerId, canonical_customer_ids
 from nextbest.errors import DataError
 from nextbest.model.policy_model import PolicyModel
 
@@ -30,14 +31,22 @@ class BatchResult:
 
 
 def read_customers(path: Path) -> pd.DataFrame:
+    """The input with ``customer_id`` in its canonical (string) form (42 and "42" are one customer)."""
     if not path.is_file():
         raise DataError(f"input file {path} does not exist")
     try:
-        frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path)
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            frame = pd.read_parquet(path)
+        else:  # ids as written: a CSV's "007" must not become the number 7
+            frame = pd.read_csv(path, dtype={"customer_id": str})
     except Exception as exc:
         raise DataError(f"{path}: cannot read: {exc}") from exc
     if "customer_id" not in frame.columns:
         raise DataError(f"{path}: missing required column 'customer_id'")
+    try:
+        frame["customer_id"] = canonical_customer_ids(frame["customer_id"].to_numpy())
+    except InvalidCustomerId as exc:
+        raise DataError(f"{path}: column 'customer_id': {exc}") from None
     if frame["customer_id"].duplicated().any():
         dup = frame.loc[frame["customer_id"].duplicated(), "customer_id"].iloc[0]
         raise DataError(f"{path}: customer_id {dup} appears more than once")
@@ -52,7 +61,7 @@ def inline_features(frame: pd.DataFrame, model: PolicyModel) -> dict[str, Any]:
     return {c: frame[c].to_numpy(dtype=object if frame[c].dtype == object else None) for c in frame.columns}
 
 
-def feast_features(reader: Any, ids: list[int], now: float, chunk: int = 500) -> dict[str, Any]:
+def feast_features(reader: Any, ids: list[str], now: float, chunk: int = 500) -> dict[str, Any]:
     """Online features for many customers, read in chunks; stale views come back missing."""
     rows: list[dict[str, Any]] = []
     for start in range(0, len(ids), chunk):
@@ -76,7 +85,7 @@ def run_batch(
     now = time.time() if now is None else now
     cands = policy.candidates(channel)
     scored = tuple(a for a in cands if a in model.action_ids)
-    ids = frame["customer_id"].astype(np.int64).tolist()
+    ids = canonical_customer_ids(frame["customer_id"].to_numpy())
     parts: list[pd.DataFrame] = []
     decide_time = 0.0
     for start in range(0, len(ids), chunk):

@@ -172,7 +172,7 @@ class DecisionRuntime:
         decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin)
         return decision, row, history, None
 
-    def _history(self, snap: Snapshot, customer_id: int, now: float) -> dict[str, Any] | None:
+    def _history(self, snap: Snapshot, customer_id: str, now: float) -> dict[str, Any] | None:
         builder = snap.policy.history
         try:
             serving = self.settings.serving
@@ -275,9 +275,11 @@ class DecisionRuntime:
         store_ok = False
         if self.backends.features is None:
             degraded.append(f"online store unavailable: {self.backends.features_error}")
+        elif getattr(self.backends.features, "key_problem", None):
+            degraded.append(self.backends.features.key_problem)
         else:
             try:  # one read of a customer id that never exists: a round trip to Redis, a query on SQLite
-                self.backends.features.read_one(0)
+                self.backends.features.read_one("0")
                 store_ok = True
             except Exception as exc:
                 degraded.append(f"online store unreachable: {type(exc).__name__}: {str(exc)[:200]}")

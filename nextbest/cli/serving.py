@@ -40,7 +40,7 @@ def serve(port: int | None, workers: int | None, host: str) -> None:
     "input_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="Parquet/CSV with customer_id and, for --features inline, the feature columns.",
+    help="Parquet/CSV with customer_id (strings or integers) and, for --features inline, the feature columns.",
 )
 @click.option("--output", "output_path", type=click.Path(path_type=Path), required=True, help="Parquet to write.")
 @click.option("--channel", default="any", show_default=True, help="Channel of the campaign (or any).")
@@ -67,7 +67,7 @@ def decide_batch(input_path: Path, output_path: Path, channel: str, source: str,
         from nextbest.features.store import open_store
 
         reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
-        features = feast_features(reader, frame["customer_id"].astype(int).tolist(), time.time())
+        features = feast_features(reader, frame["customer_id"].tolist(), time.time())
     with tqdm(total=len(frame), desc="deciding", unit="customer", leave=False) as bar:
         result = run_batch(policy, model, frame, features, channel, progress=bar.update)
     output_path.parent.mkdir(parents=True, exist_ok=True)
