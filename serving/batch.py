@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nextbest.core.contract import FeatureGaps, rule_feature_gaps
 from nextbest.core.decision import DecisionPolicy
 from nextbest.core.decision_batch import decide_batch
 from nextbest.core.ids import InvalidCustomerId, canonical_customer_ids
@@ -68,6 +69,28 @@ def feast_features(reader: Any, ids: list[str], now: float, chunk: int = 500) ->
         rows.extend(r.values for r in reader.read(ids[start : start + chunk], now))
     names = list(rows[0]) if rows else []
     return {n: np.array([r[n] for r in rows], dtype=object) for n in names}
+
+
+def available_features(features: dict[str, Any]) -> list[str]:
+    """Feature columns with a value for at least one customer (a column that is null everywhere is absent to rules
+    as much as a missing one: ``has()`` is false for every customer)."""
+    out = []
+    for name, values in features.items():
+        arr = np.asarray(values)
+        if arr.dtype.kind == "f":
+            present = bool((~np.isnan(arr)).any())
+        elif arr.dtype.kind == "O":
+            present = any(v is not None and v == v for v in arr)  # v == v: False for NaN
+        else:
+            present = arr.size > 0
+        if present:
+            out.append(name)
+    return out
+
+
+def feature_gaps(policy: DecisionPolicy, features: dict[str, Any]) -> FeatureGaps:
+    """Rules of ``policy`` reading customer features that no customer of the batch has."""
+    return rule_feature_gaps(policy.engine, available_features(features))
 
 
 def run_batch(

@@ -283,9 +283,11 @@ class DecisionRuntime:
                 store_ok = True
             except Exception as exc:
                 degraded.append(f"online store unreachable: {type(exc).__name__}: {str(exc)[:200]}")
-        loaded = self.components.model
+        components = self.components
+        loaded = components.model
         if loaded.model is None:
             degraded.append(loaded.error or "no model loaded")
+        diff, gaps = components.catalog_diff, components.gaps
         try:
             log_ok = bool(self.backends.log.ping())
         except Exception:
@@ -318,6 +320,12 @@ class DecisionRuntime:
                 "spooled": spooled,
                 "decision_log": log_ok,
                 "online_store": store_ok,
+                # The model's contract: a refused model, what the live catalog changes that the model tolerates,
+                # and rules or model features the decision's features lack (logged once when they change).
+                "model_refused": components.refused_model,
+                "catalog_differences": list(diff.tolerated) if diff is not None else None,
+                "feature_gaps": gaps.describe(components.features_label) or None,
+                "feature_gap_details": gaps.as_dict() if gaps else None,
             },
         )
 

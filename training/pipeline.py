@@ -194,6 +194,7 @@ def _train(
         valid_fraction=cfg.valid_fraction,
         catalog_hash=catalog.content_hash,
     )
+    chosen.model.metadata["catalog"] = catalog.model_dump(mode="json")
     probs = logging_probs(parts["test"]) if logging_probs else None
     report = evaluate(chosen.model, parts["test"], parts["valid"], catalog, logging_probs=probs)
     timings["evaluate"] = time.perf_counter() - t0
