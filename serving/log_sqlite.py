@@ -25,6 +25,7 @@ from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
+MIGRATION_WAIT_MS = 30 * 60_000
 log = logging.getLogger(__name__)
 # Customer ids are TEXT: opaque strings in their canonical form (nextbest.core.ids); older logs are migrated.
 _DECISIONS_DDL = (
@@ -61,6 +62,14 @@ class SqliteDecisionLog(DecisionLog):
         self._run(self._create_schema, write=True)
 
     def _create_schema(self, cur: sqlite3.Cursor) -> None:
+        # Another worker may be migrating an older log (about 6.5 s per 100,000 decisions): wait for it.
+        cur.execute(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
+        try:
+            self._schema(cur)
+        finally:
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _schema(self, cur: sqlite3.Cursor) -> None:
         d, f = self.tables
         cur.execute(f"CREATE TABLE IF NOT EXISTS {d} ({_DECISIONS_DDL})")
         have = {row[1] for row in cur.execute(f"PRAGMA table_info({d})").fetchall()}

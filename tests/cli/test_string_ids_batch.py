@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nextbest.settings import Settings
 from tests.cli.test_cli_errors import assert_one_line_error, run_cli
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -151,3 +152,25 @@ def test_the_model_stores_its_catalog(trained: dict[str, Any]) -> None:
     assert manifests, "the registered model is stored under NEXTBEST_HOME"
     stored = model_catalog(json.loads(manifests[0].read_text())["metadata"])
     assert stored == load_catalog(trained["root"] / "hold.yaml")
+
+
+def test_features_show_and_decide_batch_from_feast_take_string_ids(
+    settings: Settings, feature_store: Any, champion: Any, tmp_path: Path
+) -> None:
+    env = {"NEXTBEST_DATA_DIR": str(settings.data_dir)}
+    shown = run_cli(["features", "show", "12", "--json"], settings.home, **env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["customer_id"] == "12"
+    assert_one_line_error(run_cli(["features", "show", "C0000012"], settings.home, **env), "customer C0000012")
+    assert_one_line_error(run_cli(["features", "show", " 12"], settings.home, **env), "customer_id", "whitespace")
+    inputs = tmp_path / "ids.csv"
+    inputs.write_text("customer_id\n12\n0013\nC0000012\n14\n")
+    out = tmp_path / "decided.parquet"
+    args = ["decide-batch", "--input", str(inputs), "--output", str(out), "--features", "feast"]
+    result = run_cli(args, settings.home, **env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    decided = pd.read_parquet(out)
+    assert decided["customer_id"].tolist() == ["12", "0013", "C0000012", "14"]  # "0013" is not customer 13
+    known = decided[decided["customer_id"].isin(["12", "14"])]
+    assert known["propensity"].notna().all() and len(known) == 2
+    assert "warning:" not in result.stdout  # the feature service serves every rule's features

@@ -151,6 +151,38 @@ def test_an_integer_sqlite_log_is_migrated_on_open(tmp_path: Path) -> None:
         again.close()
 
 
+def test_workers_opening_an_older_sqlite_log_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """Several workers start on one old log: one migrates (seconds for a large log), the others wait and find it
+    done; every row survives once."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "decisions.db"
+    d, f = "nextbest_decisions", "nextbest_feedback"
+    n = 20_000
+    with sqlite3.connect(path) as conn:
+        for ddl in OLD_SQLITE:
+            conn.execute(ddl.format(d=d, f=f))
+        sql = statements(d, f)
+        rows = [_old_values(decision(customer_id=i % 997 + 1, at=T0 + i, decision_id=f"d{i}")) for i in range(n)]
+        conn.executemany(sql["insert_decision"], rows)
+    script = (
+        "import sys; from nextbest.serving.decision_log import open_decision_log; "
+        "log = open_decision_log(sys.argv[1]); print(log.counts()['decisions'], len(log.contacts('5', 0)))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, f"sqlite:///{path}"], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=300)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    expected = str(sum(1 for i in range(n) if i % 997 + 1 == 5))
+    assert outputs == [[str(n), expected]] * 3
+    with sqlite3.connect(path) as conn:
+        assert {r[1]: r[2] for r in conn.execute(f"PRAGMA table_info({d})")}["customer_id"] == "TEXT"
+        assert conn.execute(f"SELECT COUNT(*) FROM {d}").fetchone() == (n,)
+
+
 def test_an_older_sqlite_log_without_later_columns_is_migrated(tmp_path: Path) -> None:
     """A log from before ``rule_ids`` (and its index set): columns are added and ids migrated in one open."""
     path = tmp_path / "decisions.db"
