@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -122,18 +122,21 @@ class OnlineFeatureReader:
     def read(self, customer_ids: Sequence[str | int], now: float | None = None) -> list[CustomerFeatures]:
         """Features of ``customer_ids`` (strings, or integers keyed as their text: 42 and "42" are one customer)."""
         at = self.clock() if now is None else now
-        if not all(type(c) is str for c in customer_ids):
-            customer_ids = canonical_customer_ids(customer_ids)
+        ids = (
+            cast(Sequence[str], customer_ids)
+            if all(type(c) is str for c in customer_ids)
+            else canonical_customer_ids(customer_ids)
+        )
         if self._direct is not None:
-            raw = self._direct.read(customer_ids, at)  # type: ignore[arg-type]
+            raw = self._direct.read(ids, at)
         else:
-            rows = [{ENTITY: c, REQUEST_TS: int(at)} for c in customer_ids]
+            rows = [{ENTITY: c, REQUEST_TS: int(at)} for c in ids]
             raw = self.store.get_online_features(features=self._service, entity_rows=rows).to_dict(
                 include_event_timestamps=True
             )
         request_views = request_feature_views()
         out: list[CustomerFeatures] = []
-        for i, customer in enumerate(customer_ids):
+        for i, customer in enumerate(ids):
             status: dict[str, Status] = {}
             stamps: dict[str, int | None] = {}
             values: dict[str, Any] = {}
@@ -148,7 +151,7 @@ class OnlineFeatureReader:
             for f in (r.name for r in REQUEST_FEATURES):
                 if f in raw:
                     values[f] = raw[f][i] if status.get(request_views[f]) == "fresh" else None
-            out.append(CustomerFeatures(customer, values, status, stamps, at))  # type: ignore[arg-type]
+            out.append(CustomerFeatures(customer, values, status, stamps, at))
         return out
 
     def read_one(self, customer_id: str | int, now: float | None = None) -> CustomerFeatures:

@@ -21,7 +21,7 @@ from nextbest.core.exploration import Exploration
 from nextbest.core.features import all_fields, service_features
 from nextbest.core.rule_check import check
 from nextbest.core.rules import load_ruleset
-from nextbest.errors import NextbestError
+from nextbest.errors import ConfigError, NextbestError
 from nextbest.serving.models import LoadedModel, load_serving_model
 from nextbest.settings import Settings
 
@@ -75,7 +75,10 @@ def catalog_fit(policy: DecisionPolicy, loaded: LoadedModel, label: str = "the l
     compare (no model, or a model from before models stored their catalog: it keeps working as it did)."""
     if loaded.model is None:
         return None
-    trained = model_catalog(loaded.model.metadata)
+    try:
+        trained = model_catalog(loaded.model.metadata)
+    except ConfigError as exc:  # a stored catalog that does not validate: nothing the scores can be matched to
+        return CatalogDiff(incompatible=(str(exc),))
     return None if trained is None else compare_catalogs(trained, policy.catalog, label)
 
 
