@@ -33,29 +33,40 @@ class InvalidCustomerId(ValueError):
 
 def canonical_customer_id(value: Any) -> str:
     """The canonical (string) form of a customer id; raises :class:`InvalidCustomerId`."""
-    if type(value) is str:
-        if not value:
-            raise InvalidCustomerId("must not be empty")
-        if len(value) > MAX_LENGTH:
-            raise InvalidCustomerId(f"is {len(value)} characters long; at most {MAX_LENGTH}")
-        if _BAD.search(value) is not None:
-            raise InvalidCustomerId("must not contain control characters")
-        if value[0].isspace() or value[-1].isspace():
-            raise InvalidCustomerId("must not start or end with whitespace")
-        return value
+    kind = type(value)
+    if kind is str:  # the common cases first: this runs on every request
+        text: str = value
+        if 0 < len(text) <= MAX_LENGTH and text.isprintable() and not (text[0] == " " or text[-1] == " "):
+            return text  # printable: no control, separator or other non-printing character anywhere
+        return _checked(text)
+    if kind is int:
+        number: int = value
+        if 0 < number <= MAX_INT:
+            return str(number)
+        raise InvalidCustomerId(f"integer ids must be positive and below 2**63, got {number}")
     if isinstance(value, bool | np.bool_):
         raise InvalidCustomerId("must be a string or an integer, not a boolean")
     if isinstance(value, int | np.integer):
-        number = int(value)
-        if not 0 < number <= MAX_INT:
-            raise InvalidCustomerId(f"integer ids must be positive and below 2**63, got {number}")
-        return str(number)
+        return canonical_customer_id(int(value))
     if isinstance(value, str):  # a str subclass (e.g. numpy.str_)
         return canonical_customer_id(str(value))
     if isinstance(value, float | np.floating) and float(value).is_integer():
         # Integer ids read through a float column (a CSV or frame column with a gap becomes float64).
         return canonical_customer_id(int(value))
     raise InvalidCustomerId(f"must be a string or an integer, not {_kind(value)}")
+
+
+def _checked(value: str) -> str:
+    """A string id that is not plainly printable: accepted unless it breaks a rule, with the rule named."""
+    if not value:
+        raise InvalidCustomerId("must not be empty")
+    if len(value) > MAX_LENGTH:
+        raise InvalidCustomerId(f"is {len(value)} characters long; at most {MAX_LENGTH}")
+    if _BAD.search(value) is not None:
+        raise InvalidCustomerId("must not contain control characters")
+    if value[0].isspace() or value[-1].isspace():
+        raise InvalidCustomerId("must not start or end with whitespace")
+    return value
 
 
 def customer_key(value: Any) -> str:
@@ -81,9 +92,6 @@ def canonical_customer_ids(values: Iterable[Any] | np.ndarray) -> list[str]:
         return out
     result: list[str] = []
     for row, value in enumerate(values):
-        if type(value) is str and value and len(value) <= MAX_LENGTH and value.isprintable() and value.strip() == value:
-            result.append(value)  # fast path for well-formed strings
-            continue
         try:
             result.append(canonical_customer_id(value))
         except InvalidCustomerId as exc:
@@ -108,7 +116,7 @@ def _validate(value: Any) -> str:
 
 def _validate_json(value: Any) -> str:
     """At the HTTP boundary a JSON number must be an integer: 42.0 or 4.2e1 is rejected, not rounded."""
-    if isinstance(value, float):
+    if type(value) is float:
         raise PydanticCustomError(
             "customer_id", "{problem} ({rule})", {"problem": "must be a string or an integer", "rule": RULE}
         )
