@@ -11,6 +11,7 @@ events for the same customer never both start from the same state.
 from __future__ import annotations
 
 import threading
+import zlib
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -40,12 +41,12 @@ class EventWriter:
         online = store._get_provider().online_store
         self._entity_lock = getattr(online, "entity_lock", None)  # nextbest's stores; Feast's own have none
 
-    def _row_lock(self, view_name: str, customer_id: int) -> AbstractContextManager[Any]:
+    def _row_lock(self, view_name: str, customer_id: str) -> AbstractContextManager[Any]:
         if self._entity_lock is None:
             return nullcontext()
         return self._entity_lock(self._store.config, f"{view_name}:{customer_id}")  # type: ignore[no-any-return]
 
-    def current(self, view_name: str, customer_id: int) -> tuple[dict[str, Any] | None, int | None]:
+    def current(self, view_name: str, customer_id: str) -> tuple[dict[str, Any] | None, int | None]:
         """The stored row of a view (internal fields included) and its event time, or (None, None)."""
         names = view(view_name).feature_names
         raw = self._store.get_online_features(
@@ -61,7 +62,8 @@ class EventWriter:
 
         view_name = EVENT_VIEW[event.type]
         spec = view(view_name)
-        with self._locks[event.customer_id % len(self._locks)], self._row_lock(view_name, event.customer_id):
+        stripe = self._locks[zlib.crc32(event.customer_id.encode()) % len(self._locks)]
+        with stripe, self._row_lock(view_name, event.customer_id):
             current, ts = self.current(view_name, event.customer_id)
             new = next_state(current, ts, event)
             if new is None:

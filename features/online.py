@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -39,6 +39,7 @@ from nextbest.core.features import (
     service_features,
     view,
 )
+from nextbest.core.ids import canonical_customer_ids
 
 log = logging.getLogger(__name__)
 Status = Literal["fresh", "stale", "missing"]
@@ -50,7 +51,7 @@ _SCALARS = frozenset({"int64_val", "double_val", "string_val", "int32_val", "flo
 class CustomerFeatures:
     """One customer's features as served: stale or absent values are ``None``."""
 
-    customer_id: int
+    customer_id: str  # canonical form (nextbest.core.ids)
     values: dict[str, Any]
     view_status: dict[str, Status]
     view_timestamps: dict[str, int | None]
@@ -94,9 +95,13 @@ class OnlineFeatureReader:
     _views: dict[str, tuple[str, ...]] = field(init=False, repr=False)
     _ttl: dict[str, float | None] = field(init=False, repr=False)
     _direct: _DirectRead | None = field(init=False, repr=False, default=None)
+    key_problem: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self._service = self.store.get_feature_service(self.service_name)
+        self.key_problem = _key_problem(self.store, self.service_name)
+        if self.key_problem:
+            log.error("%s", self.key_problem)
         self._features = service_features(self.service_name)
         wanted = set(self._features)
         members = [m for m in FEATURE_SERVICES[self.service_name] if m != ON_DEMAND_VIEW]
@@ -114,18 +119,24 @@ class OnlineFeatureReader:
     def features(self) -> tuple[str, ...]:
         return self._features
 
-    def read(self, customer_ids: Sequence[int], now: float | None = None) -> list[CustomerFeatures]:
+    def read(self, customer_ids: Sequence[str | int], now: float | None = None) -> list[CustomerFeatures]:
+        """Features of ``customer_ids`` (strings, or integers keyed as their text: 42 and "42" are one customer)."""
         at = self.clock() if now is None else now
+        ids = (
+            cast(Sequence[str], customer_ids)
+            if all(type(c) is str for c in customer_ids)
+            else canonical_customer_ids(customer_ids)
+        )
         if self._direct is not None:
-            raw = self._direct.read(customer_ids, at)
+            raw = self._direct.read(ids, at)
         else:
-            rows = [{ENTITY: int(c), REQUEST_TS: int(at)} for c in customer_ids]
+            rows = [{ENTITY: c, REQUEST_TS: int(at)} for c in ids]
             raw = self.store.get_online_features(features=self._service, entity_rows=rows).to_dict(
                 include_event_timestamps=True
             )
         request_views = request_feature_views()
         out: list[CustomerFeatures] = []
-        for i, customer in enumerate(customer_ids):
+        for i, customer in enumerate(ids):
             status: dict[str, Status] = {}
             stamps: dict[str, int | None] = {}
             values: dict[str, Any] = {}
@@ -140,10 +151,10 @@ class OnlineFeatureReader:
             for f in (r.name for r in REQUEST_FEATURES):
                 if f in raw:
                     values[f] = raw[f][i] if status.get(request_views[f]) == "fresh" else None
-            out.append(CustomerFeatures(int(customer), values, status, stamps, at))
+            out.append(CustomerFeatures(customer, values, status, stamps, at))
         return out
 
-    def read_one(self, customer_id: int, now: float | None = None) -> CustomerFeatures:
+    def read_one(self, customer_id: str | int, now: float | None = None) -> CustomerFeatures:
         return self.read([customer_id], now)[0]
 
 
@@ -172,11 +183,12 @@ class _DirectRead:
             raise ValueError(f"direct online reads need views keyed by {ENTITY} alone, not {sorted(join_keys)}")
         return cls(store._get_provider().online_store, store.config, tuple(reads), tuple(request_features), ENTITY)
 
-    def read(self, customer_ids: Sequence[int], now: float) -> dict[str, list[Any]]:
+    def read(self, customer_ids: Sequence[str], now: float) -> dict[str, list[Any]]:
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
-        keys = [EntityKey(join_keys=[self.join_key], entity_values=[Value(int64_val=int(c))]) for c in customer_ids]
+        # The entity is a STRING (features/entities.py): keys as Feast serialises them for string ids.
+        keys = [EntityKey(join_keys=[self.join_key], entity_values=[Value(string_val=c)]) for c in customer_ids]
         read_views = getattr(self.online_store, "read_views", None)
         if read_views is not None:  # nextbest's online stores: every view in one call
             per_view = read_views(self.config, [(t, list(names)) for t, names in self.reads], keys)
@@ -195,6 +207,23 @@ class _DirectRead:
             for name in self.request_features:
                 out[name] = [None if v != v else float(v) for v in computed[name].tolist()]  # NaN -> None
         return out
+
+
+def _key_problem(store: Any, service_name: str) -> str | None:
+    """Why the registered views cannot be read by string customer ids (None when they can): a registry applied
+    by a version that keyed customers by INT64, whose online rows carry integer keys."""
+    try:
+        member = next(m for m in FEATURE_SERVICES[service_name] if m != ON_DEMAND_VIEW)
+        kinds = {c.dtype.to_value_type().name for c in store.get_feature_view(member).entity_columns}
+    except Exception:  # the reads themselves report what is wrong
+        return None
+    if kinds <= {"STRING"}:
+        return None
+    return (
+        f"the Feast registry keys customers by {', '.join(sorted(kinds))} (applied by an older nextbest): customer "
+        "ids are strings now; run `nextbest features apply` and `nextbest features materialize` to re-key the "
+        "online store"
+    )
 
 
 def _seconds(ts: datetime) -> int:

@@ -82,8 +82,41 @@ def require_world(data_dir: Path) -> None:
         raise DataError(f"data directory {data_dir} lacks feature tables {missing}; run `nextbest data generate`")
 
 
-def apply(settings: Settings, data_dir: Path | None = None) -> list[str]:
-    """Register every definition (and remove objects that no longer exist); returns the names applied."""
+def source_key_kind(data_dir: Path) -> str:
+    """How the feature tables key customers: ``"string"`` (the canonical form, what ``nextbest data generate``
+    writes) or ``"integer"`` (tables written before string customer ids). Point-in-time joins need entity rows of
+    the same type; a mix of both is refused with the tables named."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nextbest.core.features import ENTITY, VIEWS
+
+    kinds: dict[str, list[str]] = {}
+    for spec in VIEWS:
+        path = data_dir / "feature_tables" / f"{spec.table}.parquet"
+        if not path.is_file():
+            continue
+        schema = pq.read_schema(path)
+        if ENTITY not in schema.names:
+            raise DataError(f"feature table {path} has no {ENTITY} column")
+        kind = schema.field(ENTITY).type
+        label = (
+            "integer"
+            if pa.types.is_integer(kind)
+            else "string"
+            if pa.types.is_string(kind) or pa.types.is_large_string(kind)
+            else str(kind)
+        )
+        kinds.setdefault(label, []).append(spec.table)
+    if len(kinds) > 1 or (kinds and not set(kinds) <= {"string", "integer"}):
+        found = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(kinds.items()))
+        raise DataError(f"feature tables in {data_dir} must all key {ENTITY} as strings (or all as integers): {found}")
+    return next(iter(kinds), "string")
+
+
+def apply(settings: Settings, data_dir: Path | None = None, notes: list[str] | None = None) -> list[str]:
+    """Register every definition (and remove objects that no longer exist); returns the names applied. What the
+    operator must do next (re-key an online store written with integer customer keys) is appended to ``notes``."""
     from feast import Entity, FeatureService, FeatureView
     from feast.on_demand_feature_view import OnDemandFeatureView
 
@@ -94,14 +127,23 @@ def apply(settings: Settings, data_dir: Path | None = None) -> list[str]:
     objects = definitions(data)
     wanted = {(type(o).__name__, o.name) for o in objects}
     stale: list[Any] = []
+    rekeyed = False
     for kind, listing in (
         (FeatureService, store.list_feature_services),
         (OnDemandFeatureView, store.list_on_demand_feature_views),
         (FeatureView, store.list_feature_views),
         (Entity, store.list_entities),
     ):
-        stale.extend(o for o in listing() if (kind.__name__, o.name) not in wanted)
+        found = listing()
+        stale.extend(o for o in found if (kind.__name__, o.name) not in wanted)
+        if kind is Entity:
+            rekeyed = any(o.name == "customer" and o.value_type.name != "STRING" for o in found)
     store.apply(objects, objects_to_delete=stale, partial=False)
+    if rekeyed and notes is not None:
+        notes.append(
+            "customers are now keyed by string id (they were integers): run `nextbest features materialize` to "
+            "re-key the online store; until then decisions find no features (degraded)"
+        )
     return sorted(f"{type(o).__name__}:{o.name}" for o in objects)
 
 

@@ -29,6 +29,7 @@ from nextbest.errors import ConfigError, DataError, NotFoundError
 from nextbest.serving.log_sql import (
     ACTIVITY_COLUMNS,
     DECISION_COLUMNS,
+    customer_key,
     decode_decision,
     dumps,
     encode_decision,
@@ -56,7 +57,7 @@ class DecisionRecord:
 
     decision_id: str
     request_id: str | None
-    customer_id: int
+    customer_id: str  # canonical (string) form: nextbest.core.ids
     created_at: float  # Unix seconds
     channel: str
     action: str
@@ -76,6 +77,10 @@ class DecisionRecord:
     response: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)  # the request's context, as rules saw it
 
+    def __post_init__(self) -> None:
+        if type(self.customer_id) is not str:  # 42 (a caller's int, a spooled record of an older version) -> "42"
+            object.__setattr__(self, "customer_id", customer_key(self.customer_id))
+
 
 @dataclass(frozen=True)
 class DecisionOutcome:
@@ -90,11 +95,15 @@ class DecisionOutcome:
 class FeedbackRecord:
     feedback_id: str
     decision_id: str
-    customer_id: int
+    customer_id: str
     created_at: float  # Unix seconds
     type: FeedbackType
     revenue: float | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if type(self.customer_id) is not str:
+            object.__setattr__(self, "customer_id", customer_key(self.customer_id))
 
 
 class DecisionLog(ABC):
@@ -188,7 +197,8 @@ class DecisionLog(ABC):
         """
         if fb.type not in FEEDBACK_TYPES:
             raise DataError(f"feedback type {fb.type!r} is not one of {list(FEEDBACK_TYPES)}")
-        row = (fb.feedback_id, fb.decision_id, int(fb.customer_id), float(fb.created_at), fb.type,
+        customer = customer_key(fb.customer_id)
+        row = (fb.feedback_id, fb.decision_id, customer, float(fb.created_at), fb.type,
                None if fb.revenue is None else float(fb.revenue), dumps(fb.payload))  # fmt: skip
         attempts = 0
 
@@ -199,8 +209,8 @@ class DecisionLog(ABC):
             owner = cur.fetchone()
             if owner is None:
                 raise NotFoundError(f"decision {fb.decision_id} does not exist")
-            if int(owner[0]) != int(fb.customer_id):
-                raise DataError(f"decision {fb.decision_id} belongs to customer {owner[0]}, not {fb.customer_id}")
+            if customer_key(owner[0]) != customer:
+                raise DataError(f"decision {fb.decision_id} belongs to customer {owner[0]}, not {customer}")
             cur.execute(self._sql["insert_feedback"], row)
             return int(cur.rowcount)
 
@@ -209,14 +219,14 @@ class DecisionLog(ABC):
 
     # Reads for decisions and retraining ----------------------------------------------------------------------
     def contacts(
-        self, customer_id: int, since: float, *, control_action: str = "no_action", delivered_only: bool = False
+        self, customer_id: str | int, since: float, *, control_action: str = "no_action", delivered_only: bool = False
     ) -> list[tuple[int, str, str, str]]:
         """The customer's contact history since ``since`` as ``HistoryBuilder`` rows ``(ts, action, channel,
         outcome)``, oldest first: a ``sent`` row per served decision that is not in the control group, has a
         delivery channel and is not ``control_action`` (with ``delivered_only``, only decisions with feedback,
         i.e. that the caller confirmed it acted on); then one row per feedback type on it, at its first
         arrival (never before the send)."""
-        args = (int(customer_id), float(since), control_action)
+        args = (customer_key(customer_id), float(since), control_action)
         query = self._sql["contacts_delivered" if delivered_only else "contacts"]
 
         def op(cur: Any) -> list[Any]:
@@ -247,7 +257,7 @@ class DecisionLog(ABC):
             converted, clicked, impressed, dismissed = (int(v) for v in r[16:20])
             flags = {"conversion": converted, "click": clicked, "impression": impressed, "dismissed": dismissed}
             row: dict[str, Any] = {
-                "decision_id": r[0], "request_id": r[1], "customer_id": int(r[2]), "created_at": float(r[3]),
+                "decision_id": r[0], "request_id": r[1], "customer_id": customer_key(r[2]), "created_at": float(r[3]),
                 "event_timestamp": datetime.fromtimestamp(float(r[3]), UTC), "channel": r[4], "action": r[5],
                 "action_channel": r[6], "probability": float(r[7]), "propensity": float(r[7]),
                 "explored": bool(r[8]), "control": bool(r[9]), "degraded": bool(r[10]), "model_version": r[11],
@@ -305,11 +315,11 @@ class DecisionLog(ABC):
                 return
             cursor = (page[-1]["created_at"], page[-1]["decision_id"])
 
-    def customer_activity(self, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    def customer_activity(self, customer_id: str | int, limit: int = 20) -> list[dict[str, Any]]:
         """The customer's latest ``limit`` decisions, newest first, in the format of :meth:`activity`."""
 
         def op(cur: Any) -> list[Any]:
-            cur.execute(self._sql["activity_customer"], (int(customer_id), int(limit)))
+            cur.execute(self._sql["activity_customer"], (customer_key(customer_id), int(limit)))
             return list(cur.fetchall())
 
         return [self._activity(row) for row in self._run(op)]
@@ -317,7 +327,7 @@ class DecisionLog(ABC):
     @staticmethod
     def _activity(row: Any) -> dict[str, Any]:
         out = dict(zip(ACTIVITY_COLUMNS, row, strict=True))
-        out["customer_id"], out["created_at"] = int(out["customer_id"]), float(out["created_at"])
+        out["customer_id"], out["created_at"] = customer_key(out["customer_id"]), float(out["created_at"])
         out["probability"], out["revenue"] = float(out["probability"]), float(out["revenue"])
         for name in ("explored", "control", "degraded", "impression", "click", "conversion", "dismissed"):
             out[name] = bool(out[name])

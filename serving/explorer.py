@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nextbest.core.ids import CustomerId
 from nextbest.errors import NotFoundError
 from nextbest.serving import explorer_data
 from nextbest.serving.app import require_api_key, runtime_of
@@ -53,7 +54,7 @@ class WhatIf(BaseModel):
 class LookupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    customer_id: int = Field(gt=0, lt=2**63)
+    customer_id: CustomerId
     channel: str = Field("any", min_length=1, max_length=32)
     candidates: list[str] | None = Field(None, max_length=100)
     whatif: WhatIf | None = None

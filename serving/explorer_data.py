@@ -108,7 +108,7 @@ def decision_dict(d: Decision) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def recent(log: DecisionLog, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
+def recent(log: DecisionLog, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
     """The customer's latest logged decisions with their outcomes."""
     out = []
     for r in log.customer_activity(customer_id, limit):

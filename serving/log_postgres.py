@@ -13,6 +13,7 @@ failed connect, so a decision does not wait on a dead server: the service spools
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
 RETRY_CONNECT_AFTER_S = 1.0
+log = logging.getLogger(__name__)
 
 
 class PostgresDecisionLog(DecisionLog):
@@ -56,7 +58,7 @@ class PostgresDecisionLog(DecisionLog):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {d} (decision_id TEXT PRIMARY KEY, request_id TEXT UNIQUE, "
-                "customer_id BIGINT NOT NULL, created_at DOUBLE PRECISION NOT NULL, channel TEXT NOT NULL, "
+                "customer_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, channel TEXT NOT NULL, "
                 "action TEXT NOT NULL, action_channel TEXT, probability DOUBLE PRECISION NOT NULL, "
                 "explored BOOLEAN NOT NULL, control BOOLEAN NOT NULL, degraded BOOLEAN NOT NULL, reason TEXT, "
                 "model_version TEXT, ruleset_version TEXT, catalog_version TEXT, feature_service TEXT, "
@@ -69,13 +71,29 @@ class PostgresDecisionLog(DecisionLog):
             cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {f} (feedback_id TEXT PRIMARY KEY, "
-                f"decision_id TEXT NOT NULL REFERENCES {d} (decision_id), customer_id BIGINT NOT NULL, "
+                f"decision_id TEXT NOT NULL REFERENCES {d} (decision_id), customer_id TEXT NOT NULL, "
                 "created_at DOUBLE PRECISION NOT NULL, type TEXT NOT NULL "
                 "CHECK (type IN ('impression', 'click', 'conversion', 'dismissed')), revenue DOUBLE PRECISION, "
                 "payload JSONB NOT NULL)"
             )
             cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_decision ON {f} (decision_id)")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_customer ON {f} (customer_id)")
+            self._migrate_ids(cur)
+
+    def _migrate_ids(self, cur: psycopg.Cursor[Any]) -> None:
+        """A log created before string customer ids has BIGINT ``customer_id`` columns: changed to TEXT in place,
+        each integer becoming its decimal text (its canonical form), indexes rebuilt by PostgreSQL. Runs inside the
+        schema transaction, under its advisory lock: one replica migrates, the others find TEXT columns."""
+        cur.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ANY(%s) AND column_name = 'customer_id' AND data_type <> 'text' ORDER BY table_name",
+            ([t.lower() for t in self.tables],),
+        )
+        tables = [row[0] for row in cur.fetchall()]
+        for table in tables:
+            cur.execute(f"ALTER TABLE {table} ALTER COLUMN customer_id TYPE TEXT USING customer_id::text")
+        if tables:
+            log.warning("decision log %s: customer_id columns of %s migrated to TEXT", self.url, ", ".join(tables))
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self._closed:

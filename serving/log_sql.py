@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from nextbest.core.ids import customer_key as _customer_key
+
 DECISION_COLUMNS: tuple[str, ...] = (
     "decision_id", "request_id", "customer_id", "created_at", "channel", "action", "action_channel",
     "probability", "explored", "control", "degraded", "reason", "model_version", "ruleset_version",
@@ -96,7 +98,7 @@ def statements(d: str, f: str) -> dict[str, str]:
 def encode_decision(v: dict[str, Any]) -> tuple[Any, ...]:
     """A record's ``__dict__`` as row values in column order, then ``rule_ids``; numbers coerced so NumPy scalars
     bind."""
-    return (v["decision_id"], v["request_id"], int(v["customer_id"]), float(v["created_at"]), v["channel"],
+    return (v["decision_id"], v["request_id"], customer_key(v["customer_id"]), float(v["created_at"]), v["channel"],
             v["action"], v["action_channel"], float(v["probability"]), bool(v["explored"]), bool(v["control"]),
             bool(v["degraded"]), v["reason"], v["model_version"], v["ruleset_version"], v["catalog_version"],
             v["feature_service"], dumps(v["features"]), dumps(v["scores"]), dumps(v["rule_hits"]),
@@ -124,8 +126,14 @@ def decode_decision(row: Any) -> dict[str, Any]:
     values["response"] = _full_response(values)
     for name in BOOL_COLUMNS:
         values[name] = bool(values[name])
-    values["customer_id"] = int(values["customer_id"])
+    values["customer_id"] = customer_key(values["customer_id"])
     return values
+
+
+def customer_key(value: Any) -> str:
+    """A customer id as the log stores and returns it: the canonical string (rows of logs created before string
+    ids, read from an INTEGER or BIGINT column, and records spooled by older versions come back the same way)."""
+    return value if type(value) is str else _customer_key(value)
 
 
 def _slim_response(v: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ decision_log.py`` measures both). ``busy_timeout`` still covers writers in other
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -24,6 +25,21 @@ from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
+MIGRATION_WAIT_MS = 30 * 60_000
+log = logging.getLogger(__name__)
+# Customer ids are TEXT: opaque strings in their canonical form (nextbest.core.ids); older logs are migrated.
+_DECISIONS_DDL = (
+    "decision_id TEXT PRIMARY KEY, request_id TEXT UNIQUE, customer_id TEXT NOT NULL, created_at REAL NOT NULL, "
+    "channel TEXT NOT NULL, action TEXT NOT NULL, action_channel TEXT, probability REAL NOT NULL, "
+    "explored INTEGER NOT NULL, control INTEGER NOT NULL, degraded INTEGER NOT NULL, reason TEXT, model_version TEXT, "
+    "ruleset_version TEXT, catalog_version TEXT, feature_service TEXT, features TEXT NOT NULL, scores TEXT NOT NULL, "
+    "rule_hits TEXT NOT NULL, response TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}'"
+)
+_FEEDBACK_DDL = (
+    "feedback_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL REFERENCES {d} (decision_id), "
+    "customer_id TEXT NOT NULL, created_at REAL NOT NULL, type TEXT NOT NULL "
+    "CHECK (type IN ('impression', 'click', 'conversion', 'dismissed')), revenue REAL, payload TEXT NOT NULL"
+)
 
 
 class SqliteDecisionLog(DecisionLog):
@@ -46,15 +62,16 @@ class SqliteDecisionLog(DecisionLog):
         self._run(self._create_schema, write=True)
 
     def _create_schema(self, cur: sqlite3.Cursor) -> None:
+        # Another worker may be migrating an older log (about 6.5 s per 100,000 decisions): wait for it.
+        cur.execute(f"PRAGMA busy_timeout={MIGRATION_WAIT_MS}")
+        try:
+            self._schema(cur)
+        finally:
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _schema(self, cur: sqlite3.Cursor) -> None:
         d, f = self.tables
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {d} (decision_id TEXT PRIMARY KEY, request_id TEXT UNIQUE, "
-            "customer_id INTEGER NOT NULL, created_at REAL NOT NULL, channel TEXT NOT NULL, action TEXT NOT NULL, "
-            "action_channel TEXT, probability REAL NOT NULL, explored INTEGER NOT NULL, control INTEGER NOT NULL, "
-            "degraded INTEGER NOT NULL, reason TEXT, model_version TEXT, ruleset_version TEXT, catalog_version TEXT, "
-            "feature_service TEXT, features TEXT NOT NULL, scores TEXT NOT NULL, rule_hits TEXT NOT NULL, "
-            "response TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}')"
-        )
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {d} ({_DECISIONS_DDL})")
         have = {row[1] for row in cur.execute(f"PRAGMA table_info({d})").fetchall()}
         for name, sqlite_type, _ in ADDED_DECISION_COLUMNS:  # a log created by an older version
             if name not in have:
@@ -63,16 +80,66 @@ class SqliteDecisionLog(DecisionLog):
                 except sqlite3.OperationalError as exc:  # another worker added it first
                     if "duplicate column" not in str(exc):
                         raise
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {f} ({_FEEDBACK_DDL.format(d=d)})")
+        if self._integer_ids(cur):
+            self._migrate_ids(cur)
         cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_customer ON {d} (customer_id, created_at)")
         cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {f} (feedback_id TEXT PRIMARY KEY, "
-            f"decision_id TEXT NOT NULL REFERENCES {d} (decision_id), customer_id INTEGER NOT NULL, "
-            "created_at REAL NOT NULL, type TEXT NOT NULL "
-            "CHECK (type IN ('impression', 'click', 'conversion', 'dismissed')), revenue REAL, payload TEXT NOT NULL)"
-        )
         cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_decision ON {f} (decision_id)")
         cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_customer ON {f} (customer_id)")
+
+    def _integer_ids(self, cur: sqlite3.Cursor) -> list[str]:
+        """Tables whose ``customer_id`` column was declared INTEGER (logs created before string customer ids)."""
+        out = []
+        for table in self.tables:
+            kinds = {row[1]: str(row[2]).upper() for row in cur.execute(f"PRAGMA table_info({table})").fetchall()}
+            if kinds.get("customer_id") != "TEXT":
+                out.append(table)
+        return out
+
+    def _migrate_ids(self, cur: sqlite3.Cursor) -> None:
+        """Rebuild the tables of an older log with a TEXT ``customer_id`` (SQLite cannot change a column's type),
+        once, in one transaction: a copy of each table with the new declaration, then the old one replaced.
+
+        With INTEGER affinity a string id that looks like a number would be stored as that number (``"007"`` read
+        back as ``7``), so string ids need the TEXT column; integers stored so far are copied as their text, which is
+        their canonical form. Foreign keys are off for the swap (the feedback table references the decisions table
+        being replaced) and checked before the commit; other workers wait on the write lock and find it done."""
+        conn = cur.connection
+        conn.execute("PRAGMA foreign_keys=OFF")  # has no effect inside a transaction: set before BEGIN
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                tables = self._integer_ids(cur)  # again, under the lock: another worker may have migrated already
+                d = self.tables[0]
+                for table in tables:
+                    fresh = f"{table}_text_ids"
+                    ddl = _DECISIONS_DDL if table == d else _FEEDBACK_DDL.format(d=d)
+                    conn.execute(f"DROP TABLE IF EXISTS {fresh}")
+                    conn.execute(f"CREATE TABLE {fresh} ({ddl})")
+                    if table == d:
+                        base = {row[1] for row in conn.execute(f"PRAGMA table_info({fresh})").fetchall()}
+                        for name, sqlite_type, _ in ADDED_DECISION_COLUMNS:
+                            if name not in base:
+                                conn.execute(f"ALTER TABLE {fresh} ADD COLUMN {name} {sqlite_type}")
+                    old = [row[1] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()]
+                    new = {row[1] for row in conn.execute(f"PRAGMA table_info({fresh})").fetchall()}
+                    cols = [c for c in old if c in new]
+                    select = ", ".join("CAST(customer_id AS TEXT)" if c == "customer_id" else c for c in cols)
+                    conn.execute(f"INSERT INTO {fresh} ({', '.join(cols)}) SELECT {select} FROM {table}")
+                    conn.execute(f"DROP TABLE {table}")
+                    conn.execute(f"ALTER TABLE {fresh} RENAME TO {table}")
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.IntegrityError(f"foreign key check failed after the migration: {broken[:3]}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")
+        if tables:
+            log.warning("decision log %s: customer_id columns of %s migrated to TEXT", self.url, ", ".join(tables))
 
     def _connect(self) -> sqlite3.Connection:
         if self._closed:

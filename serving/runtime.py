@@ -172,7 +172,7 @@ class DecisionRuntime:
         decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin, model.value_scale)
         return decision, row, history, None
 
-    def _history(self, snap: Snapshot, customer_id: int, now: float) -> dict[str, Any] | None:
+    def _history(self, snap: Snapshot, customer_id: str, now: float) -> dict[str, Any] | None:
         builder = snap.policy.history
         try:
             serving = self.settings.serving
@@ -275,15 +275,19 @@ class DecisionRuntime:
         store_ok = False
         if self.backends.features is None:
             degraded.append(f"online store unavailable: {self.backends.features_error}")
+        elif getattr(self.backends.features, "key_problem", None):
+            degraded.append(self.backends.features.key_problem)
         else:
             try:  # one read of a customer id that never exists: a round trip to Redis, a query on SQLite
-                self.backends.features.read_one(0)
+                self.backends.features.read_one("0")
                 store_ok = True
             except Exception as exc:
                 degraded.append(f"online store unreachable: {type(exc).__name__}: {str(exc)[:200]}")
-        loaded = self.components.model
+        components = self.components
+        loaded = components.model
         if loaded.model is None:
             degraded.append(loaded.error or "no model loaded")
+        diff, gaps = components.catalog_diff, components.gaps
         try:
             log_ok = bool(self.backends.log.ping())
         except Exception:
@@ -316,6 +320,12 @@ class DecisionRuntime:
                 "spooled": spooled,
                 "decision_log": log_ok,
                 "online_store": store_ok,
+                # The model's contract: a refused model, what the live catalog changes that the model tolerates,
+                # and rules or model features the decision's features lack (logged once when they change).
+                "model_refused": components.refused_model,
+                "catalog_differences": list(diff.tolerated) if diff is not None else None,
+                "feature_gaps": gaps.describe(components.features_label) or None,
+                "feature_gap_details": gaps.as_dict() if gaps else None,
             },
         )
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nextbest.core.ids import CustomerId
+
 ContextValue = str | int | float | bool
 MAX_ID = 128
 
@@ -21,7 +23,7 @@ class _Strict(BaseModel):
 
 
 class DecideRequest(_Strict):
-    customer_id: int = Field(gt=0, lt=2**63, description="The customer to decide for.")
+    customer_id: CustomerId
     channel: str = Field(
         min_length=1, max_length=32, description="Channel of the interaction (a catalog channel) or `any`."
     )
@@ -72,7 +74,7 @@ class RuleHitOut(_Strict):
 class DecisionResponse(_Strict):
     decision_id: str
     request_id: str | None
-    customer_id: int
+    customer_id: str = Field(description='The customer, in the canonical (string) form: 42 is answered as "42".')
     channel: str
     action: str = Field(description="The action to take (`no_action` means do nothing).")
     probability: float = Field(description="Probability the policy had of serving this action (for evaluation).")
@@ -100,7 +102,7 @@ class FeedbackRequest(_Strict):
     decision_id: str = Field(min_length=1, max_length=MAX_ID)
     type: Literal["impression", "click", "conversion", "dismissed"]
     revenue: float | None = Field(None, ge=0, description="Order revenue, for conversions.")
-    customer_id: int | None = Field(None, gt=0, description="Checked against the decision's customer when given.")
+    customer_id: CustomerId | None = Field(None, description="Checked against the decision's customer when given.")
     timestamp: datetime | None = Field(None, description="When it happened (defaults to now).")
     feedback_id: str | None = Field(None, min_length=1, max_length=MAX_ID, description="Idempotency key.")
 
@@ -127,7 +129,7 @@ class FeedbackBatchResponse(_Strict):
 
 
 class EventResponse(_Strict):
-    customer_id: int
+    customer_id: str = Field(description="The event's customer, in the canonical (string) form.")
     type: str
     view: str
     outcome: Literal["applied", "ignored_older", "unchanged", "queued"] = Field(

@@ -26,6 +26,7 @@ from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import History, HistoryBuilder
 from nextbest.core.decision import DecisionPolicy
 from nextbest.core.features import ENTITY, VIEWS, request_time_features
+from nextbest.core.ids import canonical_customer_ids
 from nextbest.core.simulation import LoggedDecision
 from nextbest.errors import DataError
 from nextbest.serving.decision_log import DecisionLog, DecisionOutcome, DecisionRecord
@@ -56,9 +57,9 @@ class ContactHistories:
     ) -> None:
         self.log, self.builder, self.window, self.delivered_only = log_, builder, days * DAY, delivered_only
         self.earliest = earliest
-        self._first: dict[int, float] = {}  # customer -> time of their first contact row (inf: none)
+        self._first: dict[str, float] = {}  # customer -> time of their first contact row (inf: none)
 
-    def at(self, customer_id: int, now: float, *, before: bool = False) -> History | None:
+    def at(self, customer_id: str, now: float, *, before: bool = False) -> History | None:
         """The history at ``now``; ``before`` leaves out rows logged in the same second (the decision itself)."""
         cut = int(now)
         if customer_id not in self._first:
@@ -130,20 +131,21 @@ def rows_from_log(
     return out
 
 
-def sample_customer_ids(data_dir: Path, n: int, seed: int = 0) -> list[int]:
-    """``n`` customer ids drawn from the world's profile table (sorted, reproducible)."""
+def sample_customer_ids(data_dir: Path, n: int, seed: int = 0) -> list[str]:
+    """``n`` customer ids (canonical strings) drawn from the world's profile table (sorted, reproducible)."""
     import pyarrow.parquet as pq
 
     table = data_dir / "feature_tables" / "customer_profile.parquet"
     if not table.is_file():
         raise DataError(f"cannot sample customers: {table} does not exist; run `nextbest data generate` first")
-    ids = np.unique(pq.read_table(table, columns=[ENTITY]).column(ENTITY).to_numpy())
+    raw = pq.read_table(table, columns=[ENTITY]).column(ENTITY).to_numpy()
+    ids = np.unique(np.array(canonical_customer_ids(raw), dtype=object))
     rng = np.random.default_rng(seed)
     chosen = rng.choice(ids, size=min(n, ids.size), replace=False) if ids.size else ids
-    return sorted(int(c) for c in chosen)
+    return sorted(str(c) for c in chosen)
 
 
-def table_features(data_dir: Path, ids: Sequence[int], now: float) -> list[dict[str, Any]]:
+def table_features(data_dir: Path, ids: Sequence[str], now: float) -> list[dict[str, Any]]:
     """Each customer's latest row (at or before ``now``) of every feature table, plus the request-time
     features: what the online store would serve, read from the files when the store is unavailable."""
     import pandas as pd
@@ -156,6 +158,7 @@ def table_features(data_dir: Path, ids: Sequence[int], now: float) -> list[dict[
         if not path.is_file():
             continue
         table = pd.read_parquet(path, columns=[ENTITY, "event_timestamp", *spec.served_names])
+        table[ENTITY] = canonical_customer_ids(table[ENTITY].to_numpy())  # tables of older worlds: integers
         table = table[table[ENTITY].isin(wanted) & (table["event_timestamp"] <= cutoff)]
         latest = table.sort_values("event_timestamp").groupby(ENTITY).last()
         frame = frame.join(latest[list(spec.served_names)])
@@ -172,7 +175,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def online_features(settings: Settings, ids: Sequence[int], now: float) -> list[Any]:
+def online_features(settings: Settings, ids: Sequence[str], now: float) -> list[Any]:
     """Online rows (``CustomerFeatures``) through the FeatureService, freshness enforced; raises when the
     store cannot be opened or read."""
     from nextbest.features.online import OnlineFeatureReader
@@ -187,7 +190,7 @@ def online_features(settings: Settings, ids: Sequence[int], now: float) -> list[
 
 def sample_features(
     settings: Settings, n: int, now: float, seed: int = 0
-) -> tuple[list[int], list[dict[str, Any]], str]:
+) -> tuple[list[str], list[dict[str, Any]], str]:
     """Ids and features of ``n`` sampled customers as served, and where they came from: the online store, or
     the latest rows of the feature tables when the store is unavailable or holds none of them."""
     assert settings.data_dir is not None

@@ -17,6 +17,7 @@ import pandas as pd
 
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.features import ENTITY, REQUEST_TS, categorical_features, model_features
+from nextbest.core.ids import InvalidCustomerId, canonical_customer_ids
 from nextbest.errors import DataError
 
 REQUIRED = (ENTITY, "action")
@@ -82,8 +83,6 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
         raise DataError(f"{where}: no outcome column: need 'converted' (0/1), 'revenue' (a number), or both")
     if frame.empty:
         raise DataError(f"{where}: no rows")
-    if frame[ENTITY].isna().any():
-        raise DataError(f"{where}: column {ENTITY!r} has missing values")
     unknown = sorted(set(frame["action"].astype(str)) - set(catalog.ids))
     if unknown:
         raise DataError(f"{where}: unknown action(s) {unknown[:10]}; the catalog has {list(catalog.ids)}")
@@ -128,8 +127,17 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
     return notes
 
 
-def _complete(frame: pd.DataFrame, catalog: ActionCatalog) -> pd.DataFrame:
+def customer_ids(column: pd.Series, where: str) -> list[str]:
+    """A column of customer ids in their canonical (string) form: 42 and "42" are one customer in every split."""
+    try:
+        return canonical_customer_ids(column.to_numpy())
+    except InvalidCustomerId as exc:
+        raise DataError(f"{where}: column {ENTITY!r}: {exc}") from None
+
+
+def _complete(frame: pd.DataFrame, catalog: ActionCatalog, where: str = "data") -> pd.DataFrame:
     out = frame.copy()
+    out[ENTITY] = customer_ids(out[ENTITY], where)
     out["action"] = out["action"].astype(str)
     if "converted" not in out.columns:
         out["converted"] = (pd.to_numeric(out["revenue"]) > 0).astype(np.int64)
@@ -152,7 +160,10 @@ def load_file(path: Path, catalog: ActionCatalog, min_rows: int = 100) -> Traini
     if not path.is_file():
         raise DataError(f"data file {path} does not exist")
     try:
-        frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path)
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            frame = pd.read_parquet(path)
+        else:  # ids as written: a CSV's "007" must not become the number 7
+            frame = pd.read_csv(path, dtype={ENTITY: str})
     except Exception as exc:
         raise DataError(f"{path}: cannot read as {'parquet' if path.suffix == '.parquet' else 'CSV'}: {exc}") from exc
     return from_frame(frame, catalog, f"file:{path}", min_rows)
@@ -169,7 +180,7 @@ def from_frame(
     """Validate logged decisions in a frame; ``features`` = (numeric, categorical) or every other column."""
     where = source.removeprefix("file:")
     notes = _validate(frame, catalog, min_rows, where)
-    frame = _complete(frame, catalog)
+    frame = _complete(frame, catalog, where)
     if features is None:
         truth_names = {f"{k}_{a}" for a in catalog.ids for k in ("net", "p", "revenue")} | {"oracle_action"}
         truth_cols = [c for c in frame.columns if c in truth_names]  # ground truth, when the file has it
@@ -222,19 +233,29 @@ def from_feast(
     log_path = data_dir / "raw" / "campaign_log.parquet"
     if not log_path.is_file():
         raise DataError(f"campaign log {log_path} does not exist; run `nextbest data generate` first")
+    from nextbest.features.store import source_key_kind
+
     log = pd.read_parquet(log_path)
     notes = _validate(log, catalog, min_rows, str(log_path))
+    log[ENTITY] = customer_ids(log[ENTITY], str(log_path))
     entity = log[[ENTITY, "event_timestamp"]].assign(**{REQUEST_TS: unix_seconds(log["event_timestamp"])})
+    if source_key_kind(data_dir) == "integer":  # tables of an older world: the join needs integer entity rows
+        try:
+            entity[ENTITY] = entity[ENTITY].astype(np.int64)
+        except ValueError as exc:
+            raise DataError(f"{log_path}: the feature tables key customers by integers, the log has {exc}") from None
     service = store.get_feature_service(feature_service)
     feats = store.get_historical_features(entity_df=entity, features=service).to_df()
+    feats[ENTITY] = customer_ids(feats[ENTITY], "point-in-time features")
     frame = log.merge(
         feats.drop(columns=[REQUEST_TS]), on=[ENTITY, "event_timestamp"], how="left", validate="one_to_one"
     )
     truth_path = data_dir / "truth" / "campaign.parquet"
     if truth_path.is_file():
         truth = pd.read_parquet(truth_path, columns=[ENTITY, "event_timestamp", *(f"net_{a}" for a in catalog.ids)])
+        truth[ENTITY] = customer_ids(truth[ENTITY], str(truth_path))
         frame = frame.merge(truth, on=[ENTITY, "event_timestamp"], how="left", validate="one_to_one")
-    frame = _complete(frame, catalog)
+    frame = _complete(frame, catalog, str(log_path))
     numeric = [c for c in model_features(feature_service) if c not in categorical_features(feature_service)]
     return TrainingSet(
         frame,

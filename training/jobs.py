@@ -120,6 +120,9 @@ def run_training(
         if result.notes:
             mlflow.set_tag("training_notes", "; ".join(result.notes))
         for c in result.candidates:
+            if c.learner == "average":  # not a fit: the blend's shrinkage toward each action's average value
+                mlflow.log_metric("blend_shrinkage", c.weight)
+                continue
             with mlflow.start_run(run_name=f"fit-{c.name}", nested=True):
                 mlflow.log_params({"learner": c.learner, "target": c.target, **c.params})
                 mlflow.log_metrics(
@@ -140,7 +143,7 @@ def run_training(
                 "chosen_learner": result.chosen.learner,
                 "chosen_grid": result.chosen.grid_index,
                 "blend": result.blend,
-                "decision_margin": result.model.decision_margin,
+                "chosen_decision_margin": result.model.decision_margin,
                 "training_rows": result.sizes["train"],
             }
         )

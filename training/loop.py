@@ -78,13 +78,13 @@ class GroundTruth:
     def __init__(self, data_dir: Path, catalog: ActionCatalog) -> None:
         t = pd.read_parquet(data_dir / "truth" / "now.parquet").set_index("customer_id").sort_index()
         self.ids = t.index.to_numpy()
-        self.index = {int(c): i for i, c in enumerate(self.ids)}
+        self.index = {str(int(c)): i for i, c in enumerate(self.ids)}  # canonical ids: the service answers "42"
         self.p = t[[f"p_{a}" for a in catalog.ids]].to_numpy()
         self.revenue = t[[f"revenue_{a}" for a in catalog.ids]].to_numpy()
         self.net = t[[f"net_{a}" for a in catalog.ids]].to_numpy()
 
-    def rows(self, customers: list[int]) -> np.ndarray:
-        return np.array([self.index[c] for c in customers])
+    def rows(self, customers: list[str | int]) -> np.ndarray:
+        return np.array([self.index[str(c)] for c in customers])
 
 
 def weak_start(settings: Settings, catalog: ActionCatalog, cfg: LoopConfig, say: Say) -> int:

@@ -210,32 +210,22 @@ def _train(
         results.append(lv[f.multiple])
     q_learners = [r.revenue - catalog.costs[None, :] for r in results]
     gamma = stacking.dr_targets(np.mean(q_learners, axis=0), d.action, reward, d.propensity)
-    average = stacking.average_values(gamma)  # each action's mean value, the same for everyone
     if cfg.stacking:
-        weights = np.append(stacking.blend_weights(q_learners, gamma, control), 0.0)
+        learner_weights = stacking.blend_weights(q_learners, gamma, control)
     else:
-        weights = np.append(_single(q_learners, gamma, control), 0.0)
+        learner_weights = _single(q_learners, gamma, control)
+    q_plain = sum(w * q for w, q in zip(learner_weights, q_learners, strict=True))
+    assert isinstance(q_plain, np.ndarray)
+    shrink, average = stacking.shrinkage(q_plain, gamma, control) if cfg.stacking else (0.0, q_plain.mean(axis=0))
+    weights = np.append((1.0 - shrink) * learner_weights, shrink)  # the learners, then the average member
     q_oof = [*q_learners, np.tile(average, (len(d), 1))]
-    q_blend = sum(w * q for w, q in zip(weights, q_oof, strict=True))
-    assert isinstance(q_blend, np.ndarray)
+    q_blend = (1.0 - shrink) * q_plain + shrink * q_oof[-1]
     if cfg.decision_margin == "auto":
         margin = stacking.choose_margin(q_blend, gamma, control, stacking.value_scale(reward))
         margin_value, margin_evidence = margin.margin, {"relative": margin.relative, **margin.evidence}
     else:
         margin_value, margin_evidence = float(cfg.decision_margin), {"configured": float(cfg.decision_margin)}
-    personal, personal_evidence = stacking.personal_or_single(q_blend, gamma, control, margin_value)
-    learner_weights = weights[:-1].copy()  # the blend's, kept for choosing the breakdown's P(convert) head
-    if not personal:  # the data do not support telling customers apart: the best single action for everyone
-        best = catalog.ids[int(personal_evidence["single_action"])]
-        notes.append(
-            f"personal decisions are not better than {best!r} for everyone beyond noise "
-            f"({personal_evidence['difference']['value']:+.4g}, 95% CI from "
-            f"{personal_evidence['difference']['ci_low']:+.4g}): the model gives everyone the best single action"
-        )
-        weights = np.zeros(len(q_oof))
-        weights[-1] = 1.0
-        q_blend, margin_value = q_oof[-1], 0.0
-    margin_evidence["personal"] = personal_evidence
+    margin_evidence["shrinkage"] = shrink
 
     # Refit the members on every row ------------------------------------------------------------------------
     t0 = time.perf_counter()

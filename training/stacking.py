@@ -12,16 +12,17 @@ compared by the paired difference of those terms on the same rows.
 * **Blend.** Decisions depend on each action's value *relative to the control*, so the learners' contrasts
   ``q_k[:, a] - q_k[:, control]`` are regressed (non-negative least squares) on the DR contrasts; the weights,
   normalised to sum to one, blend the learners. A learner that adds nothing gets weight 0 and is dropped.
-* **Personal or one for all.** Personal decisions must earn their keep: when the blend's policy is not
-  better than giving everyone the single best action (each action's average value, the DR mean of
-  ``gamma``) beyond noise (the lower end of the paired 95% interval above zero), the model gives everyone
-  that action. Where effects are the same for everyone (a constant effect, a weak e-mail test) or the data
-  are too few to tell customers apart, the learners' differences are their own noise, and acting on them
-  withholds a treatment that pays from the customers whose estimate happened to fall below zero.
+* **Shrinkage.** The blend is then shrunk toward its own average value of each action (the same for every
+  customer), by a second regression of the DR contrasts on the two: the weight of the average is near 0
+  where effects really differ between customers, and large where the differences the learners see are
+  mostly their own noise (a constant effect, a weak e-mail test, a small campaign), so a treatment that pays
+  for everyone is not withheld from the customers whose noisy estimate happened to fall below zero. Shrinking
+  toward the learners' own average, not a separate estimate of it, leaves the average effect where the
+  learners put it: only differences between customers are shrunk, never the decision threshold moved.
 * **Decision margin.** Acting on an estimated gain near zero is a coin flip that costs the action's price
   when it lands wrong. The margin is chosen in units of the data's own value scale (the standard deviation
-  of the logged net reward), so one default works for a visit worth 1 and an order worth EUR 60: margin 0
-  unless a larger one is better beyond noise (the lower end of its paired 95% interval above zero).
+  of the logged net reward), so one default works for a visit worth 1 and an order worth EUR 60: the largest
+  margin of the grid whose policy value is within one standard error of the best margin's.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from nextbest.core.arbitration import choose
 Array = np.ndarray
 MAX_WEIGHT = 50.0  # inverse-propensity weights are clipped here (logged probabilities below 2%)
 MIN_BLEND_WEIGHT = 0.05  # learners below this share of the blend are dropped (and the rest renormalised)
-MARGIN_GRID = (0.0, 0.01, 0.02, 0.05, 0.1)  # in units of the standard deviation of the logged net reward
+MARGIN_GRID = (0.0, 0.005, 0.01, 0.02, 0.05)  # in units of the standard deviation of the logged net reward
 
 
 def dr_targets(q: Array, action: Array, reward: Array, propensity: Array, max_weight: float = MAX_WEIGHT) -> Array:
@@ -48,12 +49,6 @@ def dr_targets(q: Array, action: Array, reward: Array, propensity: Array, max_we
     gamma = np.array(q, dtype=np.float64, copy=True)
     gamma[rows, action] += w * (reward - q[rows, action])
     return gamma
-
-
-def average_values(gamma: Array) -> Array:
-    """(A,) the DR estimate of each action's mean net value, for everyone: the blend's shrinkage target."""
-    out: Array = gamma.mean(axis=0)
-    return out
 
 
 def contrasts(q: Array, control: int) -> Array:
@@ -83,23 +78,11 @@ def blend_weights(oofs: list[Array], gamma: Array, control: int) -> Array:
     return out
 
 
-def personal_or_single(
-    q: Array, gamma: Array, control: int, margin: float, level: float = 0.95
-) -> tuple[bool, dict[str, Any]]:
-    """Whether the personal policy (``q`` with ``margin``) beats the best single action beyond noise, and
-    the evidence: both values and their paired difference."""
-    average = average_values(gamma)
-    best = int(np.argmax(average))
-    personal = policy_terms(q, gamma, control, margin)
-    single = gamma[:, best]
-    diff = ope.difference(personal, single, "dr", level)
-    evidence = {
-        "personal": float(personal.mean()),
-        "single_action": best,
-        "single_value": float(single.mean()),
-        "difference": diff.as_dict(),
-    }
-    return bool(diff.ci_low > 0), evidence
+def shrinkage(blend: Array, gamma: Array, control: int) -> tuple[float, Array]:
+    """(weight of the average, the average): how far to shrink ``blend`` toward its own mean per action."""
+    average = blend.mean(axis=0)
+    weights = blend_weights([blend, np.tile(average, (blend.shape[0], 1))], gamma, control)
+    return float(weights[1]), average
 
 
 def policy_terms(q: Array, gamma: Array, control: int, margin: float) -> Array:
@@ -120,18 +103,18 @@ class MarginChoice:
 def choose_margin(
     q: Array, gamma: Array, control: int, scale: float, grid: tuple[float, ...] = MARGIN_GRID
 ) -> MarginChoice:
-    """Margin 0 unless a larger one is significantly better on the DR terms (paired, 95%); of those that
-    are, the best."""
-    base = policy_terms(q, gamma, control, 0.0)
-    best, best_value = 0.0, float(base.mean())
-    options = []
+    """The largest margin of ``grid`` whose policy is within one standard error of the best one's (paired DR
+    terms): among policies the data cannot tell apart, the one that acts only on the clearer gains, so fewer
+    customers are given an action that is worse for them than doing nothing."""
+    terms = {relative: policy_terms(q, gamma, control, relative * scale) for relative in grid}
+    best = max(grid, key=lambda r: float(terms[r].mean()))
+    options, chosen = [], best
     for relative in grid:
-        terms = base if relative == 0 else policy_terms(q, gamma, control, relative * scale)
-        diff = ope.difference(terms, base, "dr")
-        options.append({"relative": relative, "value": float(terms.mean()), "vs_zero": diff.as_dict()})
-        if relative > 0 and diff.ci_low > 0 and terms.mean() > best_value:
-            best, best_value = relative, float(terms.mean())
-    return MarginChoice(best * scale, best, scale, {"options": options, "scale": scale})
+        diff = ope.difference(terms[relative], terms[best], "dr")
+        options.append({"relative": relative, "value": float(terms[relative].mean()), "vs_best": diff.as_dict()})
+        if relative > chosen and diff.value + diff.se >= 0:
+            chosen = relative
+    return MarginChoice(chosen * scale, chosen, scale, {"options": options, "scale": scale, "best": best})
 
 
 def value_scale(reward: Array) -> float:

@@ -108,6 +108,16 @@ def import_champion(settings: Settings, ref: str) -> tuple[Any, Any]:
     return model, record
 
 
+def check_model_catalog(manifest: Path, catalog: Any, version: Any) -> None:
+    """Refuse to package a model with a catalog it does not fit: the Bento's service would refuse its own model."""
+    from nextbest.core.contract import compare_catalogs, model_catalog
+
+    trained = model_catalog(json.loads(manifest.read_text()).get("metadata", {}))
+    diff = compare_catalogs(trained, catalog) if trained is not None else None
+    if diff is not None and not diff.compatible:
+        raise ConfigError(f"model v{version} does not fit the catalog being packaged: {diff.describe()}")
+
+
 def stage_context(settings: Settings, target: Path, bentofile: dict[str, Any], manifest: dict[str, Any]) -> Path:
     """Lay out the build context (see the module docstring); returns the staged bentofile."""
     pkg = target / "nextbest"
@@ -168,6 +178,7 @@ def build(ref: str | None, bentofile: Path | None, bento_version: str | None) ->
     policy = Components(settings, load_model=False).policy  # an invalid catalog or ruleset stops the build
     ref = ref or settings.serving.model_alias
     model, record = import_champion(settings, ref)
+    check_model_catalog(Path(model.path) / POLICY_MODEL / "model.json", policy.catalog, record.version)
     console.print(
         f"model {settings.serving.model_name} v{record.version} (@{ref}) -> BentoML model {model.tag}", soft_wrap=True
     )

@@ -12,11 +12,14 @@ from nextbest.settings import Settings
 
 def pick_demo_customer(data_dir: Path) -> int:
     """A customer worth looking at: email opt-in, no open ticket, and a promotion as the true best action."""
+    import numpy as np
     import pandas as pd
 
     truth = pd.read_parquet(data_dir / "truth" / "now.parquet", columns=["customer_id", "oracle_action"])
     consents = pd.read_parquet(data_dir / "feature_tables" / "consent_state.parquet")
     tickets = pd.read_parquet(data_dir / "feature_tables" / "ticket_state.parquet")
+    for table in (consents, tickets):  # feature tables key customers by string id, the world's truth by integer
+        table["customer_id"] = table["customer_id"].astype(np.int64)
     latest = [
         t.sort_values("event_timestamp").groupby("customer_id").tail(1).set_index("customer_id")
         for t in (consents, tickets)

@@ -21,9 +21,12 @@ def apply_cmd() -> None:
     from nextbest.features.store import apply
 
     settings = settings_from()
+    notes: list[str] = []
     with step(f"feast apply ({settings.environment}, data in {settings.data_dir})"):
-        names = apply(settings)
+        names = apply(settings, notes=notes)
     console.print(f"  {len(names)} objects registered")
+    for note in notes:
+        console.print(f"  [yellow]note:[/] {note}", soft_wrap=True)
 
 
 @features.command("materialize")
@@ -46,16 +49,24 @@ def materialize_cmd(end: datetime | None) -> None:
 
 
 @features.command("show")
-@click.argument("customer_id", type=int)
+@click.argument("customer_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def show_cmd(customer_id: int, as_json: bool) -> None:
-    """Print one customer's online features, with stale values shown as missing."""
-    from nextbest.errors import NotFoundError
+def show_cmd(customer_id: str, as_json: bool) -> None:
+    """Print one customer's online features (CUSTOMER_ID as stored: 42, C0112906, a UUID), with stale values
+    shown as missing."""
+    from nextbest.core.ids import InvalidCustomerId, canonical_customer_id
+    from nextbest.errors import ConfigError, DataError, NotFoundError
     from nextbest.features.online import OnlineFeatureReader
     from nextbest.features.store import open_store
 
+    try:
+        customer_id = canonical_customer_id(customer_id)
+    except InvalidCustomerId as exc:
+        raise DataError(f"customer_id: {exc}") from None
     settings = settings_from()
     reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
+    if reader.key_problem:
+        raise ConfigError(reader.key_problem)
     row = reader.read_one(customer_id)
     if not row.found:
         raise NotFoundError(f"customer {customer_id} has no features in the online store ({settings.environment})")

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,27 +41,42 @@ def serve(port: int | None, workers: int | None, host: str) -> None:
     "input_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="Parquet/CSV with customer_id and, for --features inline, the feature columns.",
+    help="Parquet/CSV with customer_id (strings or integers) and, for --features inline, the feature columns.",
 )
 @click.option("--output", "output_path", type=click.Path(path_type=Path), required=True, help="Parquet to write.")
 @click.option("--channel", default="any", show_default=True, help="Channel of the campaign (or any).")
 @click.option("--features", "source", type=click.Choice(["inline", "feast"]), default="inline", show_default=True)
 @click.option("--model", "model_ref", default=None, help="Model directory, or registry alias/version [champion].")
+@click.option(
+    "--catalog",
+    "catalog_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Action catalog to decide with; it must fit the model [the model's own; for models that do not store "
+    "one, NEXTBEST_CATALOG_PATH].",
+)
 @click.option("--scores", is_flag=True, help="Add every candidate's net value (net_value__<action> columns).")
 def decide_batch(
-    input_path: Path, output_path: Path, channel: str, source: str, model_ref: str | None, scores: bool
+    input_path: Path,
+    output_path: Path,
+    channel: str,
+    source: str,
+    model_ref: str | None,
+    catalog_path: Path | None,
+    scores: bool,
 ) -> None:
     """Decide for every customer of a file with the same core as the service; one row per customer."""
     from tqdm import tqdm
 
-    from nextbest.serving.batch import feast_features, inline_features, read_customers, run_batch
-    from nextbest.serving.components import Components
+    from nextbest.serving.batch import feast_features, feature_gaps, inline_features, read_customers, run_batch
+    from nextbest.serving.components import build_policy
     from nextbest.serving.models import load_model_ref
 
     settings = settings_from()
     frame = read_customers(input_path)
     model = load_model_ref(settings, model_ref)
-    policy = Components(settings, load_model=False).policy
+    catalog, notes = batch_catalog(settings, model, catalog_path)
+    policy = build_policy(settings, catalog)
     if source == "inline":
         features = inline_features(frame, model)
     else:
@@ -70,7 +86,12 @@ def decide_batch(
         from nextbest.features.store import open_store
 
         reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
-        features = feast_features(reader, frame["customer_id"].astype(int).tolist(), time.time())
+        features = feast_features(reader, frame["customer_id"].tolist(), time.time())
+    gaps = feature_gaps(policy, features)
+    if gaps:
+        notes.append(gaps.describe("the input" if source == "inline" else "the online features"))
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
     with tqdm(total=len(frame), desc="deciding", unit="customer", leave=False) as bar:
         result = run_batch(policy, model, frame, features, channel, progress=bar.update, scores=scores)
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +102,40 @@ def decide_batch(
         f"[green]{len(frame):,} decisions[/] -> {output_path} in {result.seconds:.1f} s "
         f"({rate:,.0f} customers/s deciding); mix {mix}"
     )
+
+
+def batch_catalog(settings: Any, model: Any, path: Path | None) -> tuple[Any, list[str]]:
+    """The catalog a batch decides with, and notes about it: the model's own by default; ``path`` only when it
+    fits the model (ConfigError naming what differs otherwise); the settings' catalog for models trained before
+    models stored theirs."""
+    from nextbest.core.catalog import load_catalog
+    from nextbest.core.contract import compare_catalogs, model_catalog
+    from nextbest.errors import ConfigError
+
+    trained = model_catalog(model.metadata)
+    version = model.metadata.get("version")
+    name = f"model {version}" if version else "the model"
+    if path is None:
+        if trained is not None:
+            return trained, []
+        assert settings.catalog_path is not None
+        live = load_catalog(settings.catalog_path)
+        stored = model.metadata.get("catalog_hash")
+        if stored and stored != live.content_hash:
+            return live, [
+                f"{name} does not store its catalog (trained before models did) and was trained with catalog "
+                f"{stored}; deciding with {settings.catalog_path} ({live.content_hash}): its actions are not checked"
+            ]
+        return live, []
+    live = load_catalog(path)
+    if trained is None:
+        return live, [f"{name} does not store its catalog (trained before models did): {path} is not checked"]
+    diff = compare_catalogs(trained, live, str(path))
+    if not diff.compatible:
+        raise ConfigError(f"catalog {path} does not fit {name}: {diff.describe()}")
+    if diff.tolerated:
+        return live, [f"catalog {path} differs from {name}'s (decided with {path}'s values): {diff.describe()}"]
+    return live, []
 
 
 @click.command()

@@ -12,13 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from nextbest.core.ids import CustomerId
+
 Row = dict[str, Any]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    customer_id: int = Field(gt=0)
+    customer_id: CustomerId  # canonical string; integers accepted (42 and "42" are one customer)
     timestamp: datetime = Field(description="When the event happened (UTC if no offset is given).")
     event_id: str | None = Field(None, max_length=128)
 

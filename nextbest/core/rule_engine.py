@@ -132,6 +132,13 @@ class RuleEngine:
     def version(self) -> str:
         return self.ruleset.version
 
+    def applicable_actions(self, rule_index: int) -> tuple[str, ...]:
+        """Catalog actions rule ``rule_index`` (of :attr:`rules`) can apply to: those its action-only conditions
+        do not rule out at load (never the control)."""
+        return tuple(
+            a.id for a, (state, _) in zip(self.catalog.actions, self._static[rule_index], strict=True) if state != FALSE
+        )
+
     # Load-time work ------------------------------------------------------------------------------------------
     def _specialise(self, rule: Rule) -> tuple[list[tuple[int, str | None]], list[str | None]]:
         static = [cel.compile(c.source) for c in rule.conjuncts if c.kind == "static"]

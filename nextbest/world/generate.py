@@ -26,7 +26,7 @@ from nextbest.world.outcome import TrueResponse, true_response
 from nextbest.world.population import draw_population
 from nextbest.world.state import StateComputer, with_request_features
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: feature tables key customers by string id (raw and truth tables keep the integers)
 SNAPSHOT_VIEWS = ("order_rfm", "engagement", "contact_history")
 EVENT_VIEWS = ("cart", "service_tickets", "consents")
 
@@ -85,7 +85,8 @@ def _feature_rows(
     customer_id: np.ndarray, ts: np.ndarray, state: dict[str, np.ndarray], names: tuple[str, ...]
 ) -> dict[str, pa.Array]:
     cols: dict[str, pa.Array] = {
-        ENTITY: pa.array(customer_id, type=pa.int64()),
+        # The Feast sources key customers by their canonical string id (features/entities.py): 42 -> "42".
+        ENTITY: pa.array(np.asarray(customer_id, dtype=np.int64).astype(str), type=pa.string()),
         "event_timestamp": _timestamps(ts),
     }
     cols.update({n: _column(n, state[n]) for n in names})

@@ -140,7 +140,7 @@
     if (ev) ev.preventDefault();
     const err = $("error");
     show(err, false);
-    const body = { customer_id: Number($("customer").value), channel: $("channel").value };
+    const body = { customer_id: $("customer").value.trim(), channel: $("channel").value };  // ids are opaque strings
     if ($("whatif-on").checked) {
       const src = $("whatif-source").value;
       body.whatif = src === "paste" ? { rules_yaml: $("whatif-yaml").value } : { rules_file: src };

@@ -60,7 +60,7 @@ def test_ticket_walkthrough(service: dict[str, Any]) -> None:
 
 def test_bad_requests_are_4xx_with_the_field(service: dict[str, Any]) -> None:
     base = service["base"]
-    r = httpx.post(f"{base}/decide", json={"customer_id": "x", "channel": "email"})
+    r = httpx.post(f"{base}/decide", json={"customer_id": "", "channel": "email"})  # ids are strings: "" is not one
     assert r.status_code == 422 and r.json()["field"] == "customer_id"
     r = httpx.post(f"{base}/decide", content=b"{", headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500

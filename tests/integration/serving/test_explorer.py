@@ -73,7 +73,7 @@ def test_lookup_explains_a_ticket_suppression_and_records_nothing(client: TestCl
     r = _lookup(client, customer_id=customer, channel="email")
 
     assert runtime.backends.log.counts() == before, "a lookup must never write the decision log"
-    assert r["recorded"] is False and r["customer_id"] == customer
+    assert r["recorded"] is False and r["customer_id"] == str(customer)
     blocked = {s["action"]: s for s in r["decision"]["suppressed"]}
     assert "no_promo_open_ticket" in blocked["email_promo"]["rule_ids"]
     assert any("Open service ticket" in m for m in blocked["email_promo"]["messages"])
