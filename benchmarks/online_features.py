@@ -63,7 +63,7 @@ def main() -> None:
 
     def raw_read(i: int) -> dict[str, object]:
         key = EntityKey(join_keys=[ENTITY])
-        key.entity_values.add().int64_val = int(ids[i])
+        key.entity_values.add().string_val = str(int(ids[i]))  # the entity is keyed by the canonical (string) id
         blob = serialize_entity_key(key, entity_key_serialization_version=version)
         out: dict[str, object] = {}
         for q in queries:
@@ -76,7 +76,7 @@ def main() -> None:
     import time
 
     def feast_read(i: int) -> object:
-        rows = [{ENTITY: int(ids[i]), REQUEST_TS: int(time.time())}]
+        rows = [{ENTITY: str(int(ids[i])), REQUEST_TS: int(time.time())}]
         return store.get_online_features(features=service, entity_rows=rows).to_dict(include_event_timestamps=True)
 
     def generic_read(i: int) -> object:
