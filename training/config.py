@@ -33,7 +33,13 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     learners: tuple[Learner, ...] = Field(
-        ("s", "t"), description="Learner families, each cross-fitted for every target and tuning candidate."
+        ("s", "t", "dr"), description="Learner families, each cross-fitted for every target and tuning candidate."
+    )
+    dr_max_row_treatments: int = Field(
+        600_000,
+        ge=0,
+        description="The DR-learner fits one effect model per treatment on every row: it is skipped (with a "
+        "note) when rows x treatments exceed this.",
     )
     targets: Literal["auto", "conversion", "revenue", "both"] = Field(
         "auto",

@@ -107,8 +107,17 @@ def _feasible_learners(
         if train[control] == 0 or held[control] == 0:
             raise DataError(f"fold {f + 1} of {k} has no rows of the control action {catalog.control!r}")
         thin |= {a for i, a in enumerate(catalog.ids) if train[i] < THIN_TRAIN or held[i] < THIN_HELD}
+    notes: list[str] = []
+    learners = list(cfg.learners)
+    cost = len(d) * (len(catalog.ids) - 1)
+    if "dr" in learners and len(learners) > 1 and cost > cfg.dr_max_row_treatments:
+        learners.remove("dr")
+        notes.append(
+            f"DR-learner skipped: {len(d):,} rows x {len(catalog.ids) - 1} treatments = {cost:,} row-fits per fold "
+            f"(dr_max_row_treatments {cfg.dr_max_row_treatments:,})"
+        )
     if not thin:
-        return list(cfg.learners), []
+        return learners, notes
     kept = [learner for learner in cfg.learners if learner == "s"]
     if not kept:
         raise DataError(

@@ -78,7 +78,8 @@ def test_two_rounds_learn_from_the_log_and_reload_the_gate_s_choice(
     for r in report.rounds:
         assert r.no_action_value <= r.eligible_oracle_value <= r.oracle_value + 1e-9
         assert r.true_value <= r.eligible_oracle_value + 1e-9
-        assert 0.02 < r.exploration_share < 0.2 and r.degraded_share == 0.0
+        # value-aware exploration at rate 0.1: near-ties explored most, so fewer than 10% served off-greedy
+        assert 0.0 < r.exploration_share < 0.1 and r.degraded_share == 0.0
         # Both greedy policies were valued by the truth on the round's customers, within the guardrails.
         assert r.champion_policy_value is not None and r.challenger_policy_value is not None
         assert r.champion_policy_value <= r.eligible_oracle_value + 1e-9
