@@ -105,7 +105,9 @@ class FullValidationStopping:
         past = max(self.rounds, int(np.ceil(self.extend * (self.best_iter + 1))) - (self.best_iter + 1))
         if it - self.best_iter >= past or env.iteration + 1 >= env.end_iteration:
             best = (VALID_NAME, metric, self.curve[self.best_iter], False)
-            raise lgb.callback.EarlyStopException(self.best_iter, [best])
+            # Grown past the best, every tree is kept: LightGBM trims a finished model to the iteration the
+            # exception names, so it names the last one; the caller finds the best on the recorded curve.
+            raise lgb.callback.EarlyStopException(it if self.extend > 1.0 else self.best_iter, [best])
 
 
 def stopping_callbacks(valid: Part, rounds: int, extend: float = 1.0) -> list[Any]:
@@ -177,9 +179,9 @@ class DaskFitter:
             self.curves.append(next(iter(model.evals_result_[VALID_NAME].values())))
         booster = model.booster_
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
-        if extend > 1.0 and valid is not None:
+        if extend > 1.0 and valid is not None:  # every tree was kept; the best is the curve's first minimum
             grown = lgb.Booster(model_str=booster.model_to_string(num_iteration=-1))
-            grown.best_iteration = best
+            grown.best_iteration = int(np.argmin(self.curves[-1])) + 1
             return grown
         return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 

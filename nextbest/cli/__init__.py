@@ -108,3 +108,24 @@ def main(argv: list[str] | None = None) -> Any:
         message = str(exc).splitlines()[0] if str(exc) else ""
         click.echo(f"error: {type(exc).__name__}: {message} (set NEXTBEST_DEBUG=1 for details)", err=True)
         sys.exit(1)
+
+
+def entry() -> None:
+    """The console command (and ``python -m nextbest.cli``): ``main``, leaving after a reported error without
+    finalising the interpreter. A native library's worker thread still alive at finalisation (a pool of
+    pyarrow's, gRPC's or OpenMP's) can abort it with a second line on stderr, "terminate called without an
+    active exception" (seen under load in CI), after the one-line error the user was promised. Every command's
+    own cleanup (runs, clusters, temporary folders) is done by then in its context managers; only the streams
+    and log handlers need flushing. A success exits as usual."""
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if code == 0:
+            raise
+        import logging
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)

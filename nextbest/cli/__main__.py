@@ -1,3 +1,3 @@
-from nextbest.cli import main
+from nextbest.cli import entry
 
-main()
+entry()

@@ -166,7 +166,7 @@ def retrain(since_days: float | None, config: Path | None, catalog: Path | None,
     say.close()
     result = outcome.result
     console.print(
-        f"[green]retrained[/] on {sum(result.sizes.values()):,} logged decisions "
+        f"[green]retrained[/] on {result.sizes['train'] + result.sizes['test']:,} logged decisions "
         f"({result.blend}, v{outcome.version} @challenger); " + ("; ".join(result.notes) or "all learners fitted")
     )
     console.print(policy_table(result.report, "held-out logged decisions: policy value per customer"))

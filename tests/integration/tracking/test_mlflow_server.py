@@ -81,7 +81,9 @@ def test_training_run_and_artifacts_live_on_the_server(
     assert run.data.tags["feature_service"] == "nba_v1" and "model_dr_value" in run.data.metrics
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied: clients need no shared disk
     children = c.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{trained.run_id}'")
-    assert {r.info.run_name for r in children} == {"dataset", "fit-s-0", "evaluate"}
+    fits = {f"fit-{c.name}" for c in trained.result.candidates if c.learner != "average"}
+    assert fits and all(f.startswith("fit-s-") for f in fits)  # one nested run per cross-fitted S candidate
+    assert {r.info.run_name for r in children} == {"dataset", "evaluate", *fits}
     logged = {Path(a.path).name for a in c.list_artifacts(trained.run_id, "evaluation")}
     assert logged == {"test.parquet", "valid.parquet"}
 

