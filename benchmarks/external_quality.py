@@ -16,14 +16,16 @@ and seed, the same logged rows go to
 Every policy is valued on the held-out customers with the scenario's truth (expected net value of every
 action): value per customer, ratio to the oracle, lift capture (value - nothing) / (oracle - nothing), share
 of customers given an action worse than doing nothing, and the Qini coefficient of each treatment's ranking
-against its true uplift. nextbest is reported twice: its greedy choice, and as served (5% exploration, 2%
-control group). A (scenario, size) passes when nextbest's greedy lift capture, averaged over seeds, is at
-least the best reference's, it is above doing nothing in every seed, and its share worse than nothing is no
-larger than that best reference's.
+against its true uplift. nextbest is reported three times: its greedy choice, as explored (the served action
+with 5% value-aware exploration, the control group aside) and as served (exploration and the 2% control
+group, which gives no action by design). A (scenario, size) passes when nextbest's greedy lift capture,
+averaged over seeds, is at least the best reference's, it is above doing nothing in every seed, and its share
+worse than nothing is no larger than that best reference's.
 
     pip install -e '.[bench]'    # causalml, obp (and torch for it): make bench installs them
     python benchmarks/external_quality.py [--sizes 10000 50000 200000] [--seeds 0 1 2] [--scenarios ...]
         [--holdout 50000] [--path cli|inprocess] [--cache refs.json] [--json results.json] [--no-forest]
+        [--markdown] [--from-json results.json ...]
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _write_inputs(sc: Any, work: Path) -> tuple[Path, Path, Path]:
     return log, holdout, catalog
 
 
-def nextbest_cli(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+def nextbest_cli(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """``nextbest train --data`` and ``nextbest decide-batch``, in a fresh NEXTBEST_HOME, defaults otherwise."""
     import pandas as pd
 
@@ -125,7 +127,7 @@ def nextbest_cli(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return (*_decoded(sc, frame), {"train_seconds": train_s})
 
 
-def nextbest_inprocess(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+def nextbest_inprocess(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """The same functions as the CLI path (file validation, training with default settings, the batch
     decision core with the default rules), without MLflow and subprocesses."""
     from nextbest.core.catalog import ActionCatalog
@@ -153,14 +155,15 @@ def nextbest_inprocess(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.
     return (*_decoded(sc, decided), info)
 
 
-def _decoded(sc: Any, frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _decoded(sc: Any, frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     index = {a: k for k, a in enumerate(sc.actions)}
     if list(frame["customer_id"].astype(str)) != list(sc.holdout["customer_id"].astype(str)):
         raise RuntimeError("decide-batch returned customers in another order")
     greedy = frame["greedy_action"].map(index).to_numpy()
     served = frame["action"].map(index).to_numpy()
+    explored = np.where(frame["control"].to_numpy(dtype=bool), greedy, served)  # served, but for the control group
     scores = np.column_stack([frame[f"net_value__{a}"].to_numpy(dtype=float) for a in sc.actions])
-    return greedy, served, scores
+    return greedy, served, explored, scores
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -203,8 +206,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     Path(args.cache).write_text(json.dumps(cache))
             rows.append({**base, "policy": ref, **cache[key]})
         with tempfile.TemporaryDirectory(prefix="nextbest-external-") as tmp:
-            greedy, served, scores, info = runner(sc, Path(tmp))
+            greedy, served, explored, scores, info = runner(sc, Path(tmp))
         rows.append({**base, "policy": "nextbest", **evaluate(sc, greedy, scores), **info})
+        rows.append({**base, "policy": "nextbest_explored", **evaluate(sc, explored, None)})
         rows.append({**base, "policy": "nextbest_served", **evaluate(sc, served, None)})
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
@@ -267,6 +271,36 @@ def print_table(summary: list[dict[str, Any]]) -> None:
         )
 
 
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    """The README's table: lift capture (mean ± sd over seeds) per scenario and size, nextbest beside every
+    reference, the share of customers worse off than with nothing, and the verdict."""
+    cols = ["nextbest", "nextbest_explored", "nextbest_served", *REFERENCE_NAMES, *BASELINES]
+    heads = ["nextbest", "explored", "served", "S-learner", "T-learner", "X-learner", "uplift forest",
+             "propensity only", "best single action"]  # fmt: skip
+    lines = [
+        "| scenario | rows | " + " | ".join(heads) + " | worse than nothing: nextbest / best ref. | verdict |",
+        "|---|---:|" + "---:|" * len(heads) + "---:|---|",
+    ]
+    groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    for r in summary:
+        groups.setdefault((r["scenario"], r["size"]), {})[r["policy"]] = r
+    for (scenario, size), by in groups.items():
+        nb = by["nextbest"]
+        best = nb["best_reference"]
+        cells = []
+        for c in cols:
+            r = by.get(c)
+            if r is None:
+                cells.append("–")
+                continue
+            sd = "" if np.isnan(r["lift_sd"]) else f" ± {r['lift_sd']:.3f}"
+            text = f"{r['lift']:.3f}{sd}"
+            cells.append(f"**{text}**" if c == best or c == "nextbest" else text)
+        worse = f"{nb['worse']:.1%} / {by[best]['worse']:.1%}"
+        lines.append(f"| {scenario} | {size:,} | " + " | ".join(cells) + f" | {worse} | {nb['verdict']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     from _scenarios import SCENARIOS  # type: ignore[import-not-found]
 
@@ -279,15 +313,27 @@ def main() -> None:
     parser.add_argument("--cache", help="JSON file caching reference results between runs")
     parser.add_argument("--json", help="write every run's figures here")
     parser.add_argument("--no-forest", action="store_true", help="skip causalml's uplift forest (slow at 200k)")
+    parser.add_argument("--markdown", action="store_true", help="also print the README's table")
+    parser.add_argument(
+        "--from-json", nargs="+", help="summarise the runs saved by earlier --json files instead of running"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
-    rows = run(args)
+    if args.from_json:
+        rows = [r for f in args.from_json for r in json.loads(Path(f).read_text())]
+        wanted = {(s, n, seed) for s in args.scenarios for n in args.sizes for seed in args.seeds}
+        rows = [r for r in rows if (r["scenario"], r["size"], r["seed"]) in wanted]
+    else:
+        rows = run(args)
     summary = summarise(rows)
     print_table(summary)
+    if args.markdown:
+        print("\n" + markdown_table(summary))
     verdicts = [r for r in summary if r["verdict"]]
     passed = sum(r["verdict"] == "PASS" for r in verdicts)
-    print(f"\n{passed}/{len(verdicts)} (scenario, size) PASS; {time.perf_counter() - started:.0f} s; path {args.path}")
+    source = f"from {', '.join(args.from_json)}" if args.from_json else f"path {args.path}"
+    print(f"\n{passed}/{len(verdicts)} (scenario, size) PASS; {time.perf_counter() - started:.0f} s; {source}")
 
 
 if __name__ == "__main__":

@@ -219,18 +219,27 @@ def _train(
         results.append(lv[f.multiple])
     q_learners = [r.revenue - catalog.costs[None, :] for r in results]
     gamma = stacking.dr_targets(np.mean(q_learners, axis=0), d.action, reward, d.propensity)
+    gates: dict[str, Any] = {}
     if cfg.stacking:
-        learner_weights = stacking.blend_weights(q_learners, gamma, control)
+        anchor = _anchor(results, q_learners, gamma, control)
+        learner_weights, blend_gate = stacking.blend_weights(q_learners, gamma, control, folds, anchor)
+        if blend_gate is not None:
+            gates["blend"] = {"anchor": results[anchor].fitted.spec.name, **blend_gate.as_dict()}
     else:
         learner_weights = _single(q_learners, gamma, control)
     q_plain = sum(w * q for w, q in zip(learner_weights, q_learners, strict=True))
     assert isinstance(q_plain, np.ndarray)
-    shrink, average = stacking.shrinkage(q_plain, gamma, control) if cfg.stacking else (0.0, q_plain.mean(axis=0))
+    if cfg.stacking:
+        shrink, average, shrink_gate = stacking.shrinkage(q_plain, gamma, control, folds)
+        gates["shrinkage"] = shrink_gate.as_dict()
+    else:
+        shrink, average = 0.0, q_plain.mean(axis=0)
     weights = np.append((1.0 - shrink) * learner_weights, shrink)  # the learners, then the average member
     q_oof = [*q_learners, np.tile(average, (len(d), 1))]
     q_blend = (1.0 - shrink) * q_plain + shrink * q_oof[-1]
     if cfg.decision_margin == "auto":
-        margin = stacking.choose_margin(q_blend, gamma, control, stacking.value_scale(reward))
+        scale = stacking.value_scale(reward)
+        margin = stacking.choose_margin(q_blend, gamma, control, scale, propensity=d.propensity)
         margin_value, margin_evidence = margin.margin, {"relative": margin.relative, **margin.evidence}
     else:
         margin_value, margin_evidence = float(cfg.decision_margin), {"configured": float(cfg.decision_margin)}
@@ -322,7 +331,11 @@ def _train(
     blend_terms = stacking.policy_terms(q_blend, gamma, control, margin_value)
     chosen.valid_value = {
         **ope.from_terms(blend_terms, "dr").as_dict(),
-        "selection": {"blend": {c.name: c.weight for c in candidates}, "margin": margin_evidence},
+        "selection": {
+            "blend": {c.name: c.weight for c in candidates},
+            "gates": gates,
+            "margin": margin_evidence,
+        },
     }
     model.metadata.update(
         feature_service=ds.feature_service,
@@ -352,6 +365,13 @@ def _train(
     timings["total"] = time.perf_counter() - started
     sizes = {"train": len(fit_set.frame), "test": 0 if test_set is None else len(test_set.frame), "folds": cfg.folds}
     return TrainResult(model, chosen, candidates, report, sizes, ds.fingerprint, timings, splits, notes)
+
+
+def _anchor(results: list[_Scored], q_oof: list[np.ndarray], gamma: np.ndarray, control: int) -> int:
+    """The learner a blend must beat: the S-learner (one model shared by every action, the least variable
+    on few rows) whose effect estimates best fit the DR contrasts; any learner when there is no S-learner."""
+    shared = [i for i, r in enumerate(results) if r.fitted.spec.learner == "s"] or list(range(len(results)))
+    return min(shared, key=lambda i: stacking.contrast_loss(q_oof[i], gamma, control))
 
 
 def _single(q_oof: list[np.ndarray], gamma: np.ndarray, control: int) -> np.ndarray:
