@@ -84,15 +84,24 @@ def score_breakdown(
     )
 
 
+#: Net values closer than this (currency) are a tie: an action that a model cannot tell from the control (a
+#: tree that never split on it) has a net value of 0 only up to rounding, (x + cost) - x - cost, and a replay
+#: that rebuilds revenue as P(convert) x value rounds differently; exact comparisons made the two disagree.
+TIE = 1e-9
+
+
 def choose(net_value: Array, eligible: Array, control_index: int, margin: float = 0.0) -> Array:
     """Index of the best eligible candidate per row; the control when no eligible action is worth more than
     ``margin`` (the decision margin learned with the model: acting on a near-zero estimate is more often
     wrong than right, so the model can demand a minimum expected gain).
 
-    Ties go to the lower column index. The control is always eligible."""
-    net = np.where(eligible, net_value - margin, -np.inf)
-    net[:, control_index] = 0.0
-    chosen: Array = np.argmax(net, axis=1)
+    The control is always eligible and wins a tie; ties between actions (within ``TIE``) go to the lower
+    column index."""
+    net = np.where(eligible, np.asarray(net_value, dtype=np.float64) - margin, -np.inf)
+    net[:, control_index] = -np.inf
+    best = net.max(axis=1, keepdims=True)
+    first: Array = np.argmax(net >= best - TIE, axis=1)
+    chosen: Array = np.where(best[:, 0] > TIE, first, control_index)
     return chosen
 
 

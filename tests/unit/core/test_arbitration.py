@@ -34,6 +34,19 @@ def test_control_wins_when_nothing_adds_value_and_ineligible_actions_never_win(c
     assert propensity_only(catalog, IDS, p, np.array([[True, False, False]] * 2)).tolist() == [0, 0]
 
 
+def test_the_control_wins_a_tie_and_rounding_is_a_tie() -> None:
+    """An action the model cannot tell from the control is worth (x + cost) - x - cost, zero up to rounding:
+    the control keeps it, wherever the action sits among the candidates; near-equal actions go to the first."""
+    x, cost = 19.45, 0.01
+    rounding = (x + cost) - x - cost  # about 1.8e-15, not 0
+    assert rounding != 0.0
+    net = np.array([[rounding, 0.0, -1.0], [0.0, rounding, -1.0], [0.5, 0.0, 0.5 + 1e-12], [-0.2, 0.0, -0.1]])
+    eligible = np.ones(net.shape, dtype=bool)
+    assert choose(net[:2], eligible[:2], 1).tolist() == [1, 1]  # control in column 1 wins both ties
+    assert choose(net[2:], eligible[2:], 1).tolist() == [0, 1]  # near-equal actions: the first; none pays: control
+    assert choose(np.array([[0.3, 0.0]]), np.ones((1, 2), bool), 1, margin=0.3).tolist() == [1]  # not above margin
+
+
 def test_levers_scale_net_value(catalog: ActionCatalog) -> None:
     s = score_breakdown(
         catalog, IDS, np.array([[0.1, 0.2, 0.2]]), np.array([[6.0, 12.0, 9.6]]), levers=np.array([1.0, 0.5, 1.0])
