@@ -47,7 +47,7 @@ class TrainConfig(BaseModel):
         "auto: conversion when non-converters bring no revenue, plus revenue when converters' revenue varies "
         "within an action; revenue alone when non-converters have revenue (a continuous outcome).",
     )
-    grid: tuple[BoosterParams, ...] = (BoosterParams(num_leaves=31, min_child_samples=50, learning_rate=0.1),)
+    grid: tuple[BoosterParams, ...] = (BoosterParams(num_leaves=31, min_child_samples=50, learning_rate=0.05),)
     folds: int = Field(3, ge=2, le=10, description="Cross-fitting folds (by customer) for selection and evaluation.")
     test_fraction: float = Field(
         0.0,
