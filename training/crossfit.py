@@ -140,8 +140,9 @@ class CrossFitter:
                 control=self.catalog.control,
                 eval_set=held,
             )
-            for m in ladder:
-                levels[m][self.folds == f] = est.predict_all(held.X, multiple=m if len(ladder) > 1 else None)
+            staged = est.predict_ladder(held.X, ladder) if len(ladder) > 1 else [est.predict_all(held.X)]
+            for m, out in zip(ladder, staged, strict=True):
+                levels[m][self.folds == f] = out
             for key, n in est.trees_.items():
                 trees.setdefault(key, []).append(n)
         best = {key: float(np.mean(v)) for key, v in trees.items()}

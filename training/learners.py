@@ -212,6 +212,18 @@ class _Learner(BaseEstimator):  # type: ignore[misc]
         out = self.head_.predict(X, self.action_ids_, self.control_, self.threads, iterations)
         return np.clip(out, 0.0, 1.0) if self.objective == "binary" else out
 
+    def predict_ladder(self, X: Array, multiples: Sequence[float]) -> list[Array]:
+        """``predict_all(X, multiple=m)`` for every ``m`` in ``multiples``, each tree evaluated once."""
+        stages = [
+            {
+                key: max(1, min(round(m * best), int(self.head_.boosters[key].current_iteration())))
+                for key, best in self.trees_.items()
+            }
+            for m in multiples
+        ]
+        outs = self.head_.predict_staged(X, self.action_ids_, self.control_, stages, self.threads)
+        return [np.clip(out, 0.0, 1.0) if self.objective == "binary" else out for out in outs]
+
     def predict_proba_all(self, X: Array) -> Array:
         """P(convert | x, a) for every action (conversion learners)."""
         return self.predict_all(X)

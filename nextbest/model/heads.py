@@ -80,6 +80,33 @@ class _FastPredict:
         return preds
 
 
+def _sigmoid(raw: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+    return out
+
+
+def _identity(raw: np.ndarray) -> np.ndarray:
+    return raw
+
+
+# How LightGBM turns a raw score into a prediction, for the objectives training uses (sigmoid 1.0, the default).
+_TRANSFORMS = {"binary": _sigmoid, "regression": _identity, "l2": _identity}
+
+
+def _staged(booster: lgb.Booster, X: np.ndarray, counts: Sequence[int], threads: int) -> list[np.ndarray]:
+    """``booster.predict(X, num_iteration=c)`` for every count ``c`` (>= 1), each tree evaluated once."""
+    transform = _TRANSFORMS.get(str(booster.params.get("objective", "")))
+    if transform is None or booster.params.get("sigmoid", 1.0) != 1.0:  # not additive the simple way: one by one
+        return [np.asarray(booster.predict(X, num_iteration=c, num_threads=threads)) for c in counts]
+    raw, done, at = np.zeros(X.shape[0]), 0, {}
+    for c in sorted(set(counts)):
+        raw = raw + booster.predict(
+            X, start_iteration=done, num_iteration=c - done, raw_score=True, num_threads=threads
+        )
+        done, at[c] = c, transform(raw)
+    return [at[c] for c in counts]
+
+
 _FAST: weakref.WeakKeyDictionary[lgb.Booster, _FastPredict | None] = weakref.WeakKeyDictionary()
 
 
@@ -117,7 +144,6 @@ class ActionHead:
     ) -> np.ndarray:
         """(n, K) for ``actions``; ``iterations`` (booster key -> trees) scores with the first trees only
         (training compares tree counts this way)."""
-        n, k = X.shape[0], len(actions)
 
         def run(key: str, data: np.ndarray) -> np.ndarray:
             if iterations is None:
@@ -125,13 +151,46 @@ class ActionHead:
             out: np.ndarray = self.boosters[key].predict(data, num_iteration=iterations[key], num_threads=threads)
             return out
 
+        inputs = self._inputs(X, actions, control)
+        return self._combine({key: run(key, data) for key, data in inputs.items()}, X.shape[0], actions, control)
+
+    def predict_staged(
+        self,
+        X: np.ndarray,
+        actions: Sequence[str],
+        control: str,
+        stages: Sequence[Mapping[str, int]],
+        threads: int = 1,
+    ) -> list[np.ndarray]:
+        """``predict(X, actions, control, threads, iterations=s)`` for every ``s`` in ``stages``, each tree
+        evaluated once: boosting is additive, so raw scores are summed over the trees between consecutive
+        counts and transformed at each count (training compares several tree counts of the same boosters)."""
+        inputs = self._inputs(X, actions, control)
+        outs = {
+            key: _staged(self.boosters[key], data, [s[key] for s in stages], threads) for key, data in inputs.items()
+        }
+        return [
+            self._combine({key: out[i] for key, out in outs.items()}, X.shape[0], actions, control)
+            for i in range(len(stages))
+        ]
+
+    def _inputs(self, X: np.ndarray, actions: Sequence[str], control: str) -> dict[str, np.ndarray]:
+        """The matrix each booster scores: the stacked (row, action) matrix for ``s``, the features otherwise."""
         if self.kind == "s":
             assert self.descriptors is not None
-            return run("all", self.descriptors.stacked(X, actions)).reshape(k, n).T
+            return {"all": self.descriptors.stacked(X, actions)}
         if self.kind == "t":
-            return np.column_stack([run(a, X) for a in actions])
-        base = run(control, X)
-        return np.column_stack([base if a == control else base + run(a, X) for a in actions])
+            return {a: X for a in actions}
+        return {key: X for key in (control, *actions)}
+
+    def _combine(self, out: Mapping[str, np.ndarray], n: int, actions: Sequence[str], control: str) -> np.ndarray:
+        """(n, K) from the boosters' outputs: unstacked (``s``), side by side (``t``), control plus effect (``dr``)."""
+        if self.kind == "s":
+            return out["all"].reshape(len(actions), n).T
+        if self.kind == "t":
+            return np.column_stack([out[a] for a in actions])
+        base = out[control]
+        return np.column_stack([base if a == control else base + out[a] for a in actions])
 
     @property
     def trees(self) -> int:

@@ -89,3 +89,24 @@ def test_s_learner_needs_descriptors() -> None:
         SLearner(BoosterParams(max_trees=20)).fit(
             d.X, d.action, d.y, propensity=d.propensity, action_ids=CATALOG.ids, control="none", eval_set=d
         )
+
+
+@pytest.mark.parametrize("kind", ["s", "t", "dr"])
+@pytest.mark.parametrize("objective", ["binary", "regression"])
+def test_ladder_scores_every_tree_count_as_one_by_one(kind: str, objective: str) -> None:
+    """Cross-fitting compares tree counts with each tree evaluated once (raw scores summed between counts):
+    the same predictions as scoring each count from the first tree."""
+    train, valid, test = make(6_000, 11), make(2_000, 12), make(1_500, 13)
+    y, yv = (train.y, valid.y) if objective == "binary" else (train.y * 40.0, valid.y * 40.0)
+    params = BoosterParams(num_leaves=15, min_child_samples=20, learning_rate=0.3, max_trees=300)  # stops early
+    descriptors = ActionDescriptors.from_catalog(CATALOG, FEATURES)
+    est = LEARNERS[kind](params, 10, (), 0, 2, 2, descriptors, objective=objective, extend=3.0)
+    est.fit(train.X, train.action, y, propensity=train.propensity, action_ids=CATALOG.ids, control="none",
+            eval_set=FitData(valid.X, valid.action, yv, valid.propensity))  # fmt: skip
+    ladder = (1.0, 1.5, 2.0, 3.0)
+    staged = est.predict_ladder(test.X, ladder)
+    for m, got in zip(ladder, staged, strict=True):
+        want = est.predict_all(test.X, multiple=m)
+        assert got.shape == want.shape == (len(test.y), 3)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert not np.allclose(staged[0], staged[-1])  # the counts differ, so do the predictions
