@@ -203,26 +203,22 @@ class _Learner(BaseEstimator):  # type: ignore[misc]
     def predict_all(self, X: Array, multiple: float | None = None) -> Array:
         """The outcome for every action, (n, A) in ``action_ids_`` order (probabilities clipped to [0, 1]);
         with ``multiple``, from that multiple of each booster's best tree count (grown with ``extend``)."""
-        iterations = None
-        if multiple is not None:
-            iterations = {
-                key: max(1, min(round(multiple * best), int(self.head_.boosters[key].current_iteration())))
-                for key, best in self.trees_.items()
-            }
+        iterations = None if multiple is None else self._iterations(multiple)
         out = self.head_.predict(X, self.action_ids_, self.control_, self.threads, iterations)
         return np.clip(out, 0.0, 1.0) if self.objective == "binary" else out
 
     def predict_ladder(self, X: Array, multiples: Sequence[float]) -> list[Array]:
         """``predict_all(X, multiple=m)`` for every ``m`` in ``multiples``, each tree evaluated once."""
-        stages = [
-            {
-                key: max(1, min(round(m * best), int(self.head_.boosters[key].current_iteration())))
-                for key, best in self.trees_.items()
-            }
-            for m in multiples
-        ]
+        stages = [self._iterations(m) for m in multiples]
         outs = self.head_.predict_staged(X, self.action_ids_, self.control_, stages, self.threads)
         return [np.clip(out, 0.0, 1.0) if self.objective == "binary" else out for out in outs]
+
+    def _iterations(self, multiple: float) -> dict[str, int]:
+        """Booster key -> that multiple of its best tree count, within the trees it has."""
+        return {
+            key: max(1, min(round(multiple * best), int(self.head_.boosters[key].current_iteration())))
+            for key, best in self.trees_.items()
+        }
 
     def predict_proba_all(self, X: Array) -> Array:
         """P(convert | x, a) for every action (conversion learners)."""
