@@ -63,10 +63,16 @@ def dr_targets(q: Array, action: Array, reward: Array, propensity: Array, max_we
     return gamma
 
 
-def contrasts(q: Array, control: int) -> Array:
+def _contrast_rows(q: Array, control: int) -> Array:
+    """(n, A - 1): each treatment's value minus the control's, per row."""
     others = [a for a in range(q.shape[1]) if a != control]
-    out: Array = (q[:, others] - q[:, [control]]).ravel()
+    out: Array = q[:, others] - q[:, [control]]
     return out
+
+
+def contrasts(q: Array, control: int) -> Array:
+    """The same, flattened row by row."""
+    return _contrast_rows(q, control).ravel()
 
 
 def contrast_loss(q: Array, gamma: Array, control: int) -> float:
@@ -104,26 +110,19 @@ class Gate:
         return {"loss_difference": self.gain, "se": self.se, "taken": self.taken}
 
 
-def _contrast_rows(q: Array, control: int) -> Array:
-    """(n, A - 1): each treatment's value minus the control's, per row."""
-    others = [a for a in range(q.shape[1]) if a != control]
-    out: Array = q[:, others] - q[:, [control]]
-    return out
-
-
 def gate(simple: list[Array], rich: list[Array], gamma: Array, control: int, folds: Array, z: float) -> Gate:
     """Whether the NNLS blend of ``rich`` explains the DR contrasts better than the NNLS blend of ``simple``
     out of sample (weights fitted on the other folds), by more than ``z`` standard errors."""
     target = _contrast_rows(gamma, control)
     difference = np.zeros(target.shape[0])
+    groups = [[_contrast_rows(q, control) for q in group] for group in (simple, rich)]
     k = int(folds.max()) + 1
     for f in range(k):
         fit, held = folds != f, folds == f
         if not fit.any() or not held.any():
             continue
         loss = []
-        for group in (simple, rich):
-            parts = [_contrast_rows(q, control) for q in group]
+        for parts in groups:
             design = np.column_stack([p[fit].ravel() for p in parts])
             weights, _ = nnls(design, target[fit].ravel())
             predicted = sum(w * p[held] for w, p in zip(weights, parts, strict=True))
