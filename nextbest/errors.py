@@ -24,14 +24,28 @@ class NotFoundError(NextbestError):
     """Something asked for by id does not exist (a customer, a decision, a model version)."""
 
 
+class ConflictError(NextbestError):
+    """A request reuses an identifier that already names something else (e.g. a request_id with another
+    request); ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class UnavailableError(NextbestError):
     """A backend (online store, registry, decision log) cannot be reached right now."""
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One line naming the first invalid field and why, e.g. ``customers: Input should be >= 100``."""
-    first = exc.errors()[0]
-    parts = [str(p) for p in first["loc"] if not str(p).startswith(("tagged-union[", "function-"))]
+    errors = exc.errors()
+    # A value that fits no member of a union fails once per member; a non-finite number says why best.
+    first = next((e for e in errors if e["type"] == "finite_number"), errors[0])
+    loc = first["loc"]
+    if first is not errors[0] and len(loc) > 1 and loc[-1] == "float":
+        loc = loc[:-1]  # the union member's name, not a field
+    parts = [str(p) for p in loc if not str(p).startswith(("tagged-union[", "function-"))]
     where = ".".join(parts) or exc.title
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "union_tag_invalid":

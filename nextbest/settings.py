@@ -31,7 +31,7 @@ def _default_project_dir() -> Path:
 class ServingSettings(BaseModel):
     """Knobs of the decision service; thresholds of rules live in rule parameter files, not here."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     exploration_rate: float = Field(0.05, ge=0.0, le=1.0, description="Share of decisions that explore.")
     exploration_mode: Literal["value", "uniform"] = Field(
@@ -46,8 +46,24 @@ class ServingSettings(BaseModel):
     control_group_share: float = Field(0.02, ge=0.0, le=1.0)
     control_group_salt: str = "nextbest-global-control"
     max_batch_size: int = Field(500, ge=1)
+    max_body_bytes: int = Field(
+        65_536, ge=1_024, description="Largest request body of /decide, /events, /feedback and /admin (413)."
+    )
+    max_batch_body_bytes: int = Field(
+        4_194_304,
+        ge=1_024,
+        description="Largest request body of /decide/batch, /feedback/batch and the explorer's lookup (413).",
+    )
+    max_clock_skew_s: float = Field(
+        300.0, ge=0.0, le=86_400.0, description="Events and feedback dated further in the future are refused (422)."
+    )
     latency_budget_ms: float = Field(50.0, gt=0)
-    api_key: SecretStr | None = None
+    api_key: SecretStr | None = Field(
+        None, description="Needed by writes, admin, the explorer's data and (unless decide_api_key is set) /decide."
+    )
+    decide_api_key: SecretStr | None = Field(
+        None, description="A key for /decide and /decide/batch alone (orchestration engines); api_key works too."
+    )
     model_name: str = "nextbest-uplift"
     model_alias: str = "champion"
     model_dir: Path | None = Field(None, description="Serve this model directory instead of the registry alias.")
@@ -58,6 +74,12 @@ class ServingSettings(BaseModel):
         "interface (direct), or Feast's generic get_online_features (same values, about 5x the cost).",
     )
     workers: int = Field(1, ge=1, le=64)
+    instance_id: str | None = Field(
+        None,
+        max_length=64,
+        description="Reported by /ready, so a launcher (make demo, simulate-loop) can check that the service "
+        "answering is the one it started.",
+    )
     access_log: bool = Field(False, description="BentoML's access line per request (read at service import).")
     port: int = Field(3000, ge=1, le=65535)
     reload_interval_s: float = Field(5.0, ge=0.0, description="How often rule/catalog files are checked; 0 = never.")

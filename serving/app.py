@@ -16,13 +16,14 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nextbest import __version__
 from nextbest.core.events import CustomerEvent
-from nextbest.errors import ConfigError, DataError, NextbestError, NotFoundError, UnavailableError
+from nextbest.errors import ConfigError, ConflictError, DataError, NextbestError, NotFoundError, UnavailableError
 from nextbest.serving.decision_output import encode
+from nextbest.serving.limits import BodyLimitMiddleware, body_limit
 from nextbest.serving.schemas import (
     DecideBatchRequest,
     DecideBatchResponse,
@@ -36,6 +37,7 @@ from nextbest.serving.schemas import (
     FeedbackResponse,
     ReadinessResponse,
 )
+from nextbest.settings import ServingSettings
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -44,7 +46,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in (
         (401, "Missing or wrong API key"),
         (404, "Unknown decision"),
-        (413, "Batch too large"),
+        (409, "A request_id reused with a different request"),
+        (413, "Body or batch too large (the limit is in the message)"),
         (422, "Invalid request; `error` names the field"),
         (503, "A backend is unavailable"),
     )
@@ -93,14 +96,37 @@ def runtime_of(request: Request) -> Any:
     return runtime
 
 
+def _given_key(request: Request) -> bytes:
+    return (
+        request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+    ).encode()
+
+
+def _matches(given: bytes, key: SecretStr | None) -> bool:
+    return key is not None and bool(given) and secrets.compare_digest(given, key.get_secret_value().encode())
+
+
 def require_api_key(request: Request) -> None:
     """When ``NEXTBEST_SERVING__API_KEY`` is set, writes and admin calls need it (X-API-Key or Bearer)."""
     expected = runtime_of(request).settings.serving.api_key
-    if expected is None:
-        return
-    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-    if not given or not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if expected is not None and not _matches(_given_key(request), expected):
         raise PermissionError("missing or wrong API key (send it as X-API-Key)")
+
+
+def require_decide_key(request: Request) -> None:
+    """Decisions need ``decide_api_key`` or ``api_key`` when either is set (open when neither is)."""
+    serving = runtime_of(request).settings.serving
+    if serving.decide_api_key is None and serving.api_key is None:
+        return
+    given = _given_key(request)
+    if not (_matches(given, serving.decide_api_key) or _matches(given, serving.api_key)):
+        raise PermissionError("missing or wrong API key (send it as X-API-Key)")
+
+
+def authenticated(request: Request) -> bool:
+    """True when no key is set or the request carries the API key (readiness shows its details then)."""
+    expected = runtime_of(request).settings.serving.api_key
+    return expected is None or _matches(_given_key(request), expected)
 
 
 Runtime = Annotated[Any, Depends(runtime_of)]
@@ -130,7 +156,14 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        # 405 keeps its Allow header; a body over the limit names the body.
+        return _error(exc.status_code, str(exc.detail), getattr(exc, "field", None), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The last resort: still the error contract (JSON, one line), never a stack trace or plain text.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}); the service log has the details")
 
     @app.exception_handler(NextbestError)
     async def domain(_: Request, exc: NextbestError) -> JSONResponse:
@@ -138,6 +171,8 @@ def create_app() -> FastAPI:
         field = getattr(exc, "field", None) or (message.split(":", 1)[0] if ":" in message else None)
         if isinstance(exc, NotFoundError):
             return _error(404, message, field)
+        if isinstance(exc, ConflictError):
+            return _error(409, message, field)
         if isinstance(exc, UnavailableError):
             return _error(503, message, None, headers={"Retry-After": "5"})
         if isinstance(exc, DataError | ConfigError):
@@ -157,10 +192,16 @@ def create_app() -> FastAPI:
     @app.post("/decide", response_model=DecisionResponse, tags=["decisions"], openapi_extra=_json_body(DecideRequest))
     async def decide(request: Request) -> Response:
         """Decide the next best action for one customer."""
+        require_decide_key(request)  # inline, not a dependency: FastAPI's dependency solving costs on every call
         body = _parse(DecideRequest, await request.body())
         return _body(runtime_of(request).decide_body(body))
 
-    @app.post("/decide/batch", response_model=DecideBatchResponse, tags=["decisions"])
+    @app.post(
+        "/decide/batch",
+        response_model=DecideBatchResponse,
+        tags=["decisions"],
+        dependencies=[Depends(require_decide_key)],
+    )
     async def decide_batch(body: DecideBatchRequest, runtime: Runtime) -> Response:
         """Decide for up to ``max_batch_size`` customers in one call."""
         limit = runtime.settings.serving.max_batch_size
@@ -185,9 +226,10 @@ def create_app() -> FastAPI:
         return FeedbackBatchResponse(results=runtime.feedback_many(body.items))
 
     @app.get("/ready", response_model=ReadinessResponse, tags=["operations"])
-    async def ready(runtime: Runtime) -> ReadinessResponse:
-        """Readiness with details: what is degraded, which versions are live, the last reload error."""
-        return runtime.readiness()  # type: ignore[no-any-return]
+    async def ready(request: Request, runtime: Runtime) -> ReadinessResponse:
+        """Readiness with details: what is degraded, which versions are live, the last reload error. With an API
+        key set, the details (file paths, reload errors, feature gaps) need the key."""
+        return runtime.readiness(details=authenticated(request))  # type: ignore[no-any-return]
 
     @app.post("/admin/reload", tags=["operations"], dependencies=Protected)
     async def reload(runtime: Runtime) -> dict[str, Any]:
@@ -197,4 +239,11 @@ def create_app() -> FastAPI:
     from nextbest.serving.explorer import router as explorer  # here: it imports require_api_key from this module
 
     app.include_router(explorer)
+
+    def limits(path: str) -> int:
+        runtime = getattr(app.state, "runtime", None)
+        serving = runtime.settings.serving if runtime is not None else ServingSettings()
+        return body_limit(path, serving.max_body_bytes, serving.max_batch_body_bytes)
+
+    app.add_middleware(BodyLimitMiddleware, limits=limits)
     return app

@@ -76,6 +76,7 @@ class DecisionRecord:
     rule_hits: list[dict[str, Any]] = field(default_factory=list)
     response: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)  # the request's context, as rules saw it
+    request_hash: str | None = None  # of the request a request_id came with (serving.decision_output.request_hash)
 
     def __post_init__(self) -> None:
         if type(self.customer_id) is not str:  # 42 (a caller's int, a spooled record of an older version) -> "42"

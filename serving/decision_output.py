@@ -10,6 +10,8 @@ into the response).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +80,19 @@ def iso_utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+def request_hash(req: DecideRequest) -> str:
+    """A hash of what a request asks (customer, channel, context, candidates; not its request_id): a request_id
+    replays its decision only for a request with the same hash. Context keys in any order hash alike."""
+    asked = {
+        "customer_id": req.customer_id,
+        "channel": req.channel,
+        "context": req.context,
+        "candidates": req.candidates,
+    }
+    canonical_json = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical_json.encode()).hexdigest()[:32]
+
+
 def record(
     req: DecideRequest,
     d: Decision,
@@ -109,6 +124,7 @@ def record(
         rule_hits=[*body["shadow"], *({"suppressed": s} for s in body["suppressed"])],
         response=body,
         context=dict(req.context),
+        request_hash=None if req.request_id is None else request_hash(req),
     )
 
 

@@ -28,6 +28,8 @@ from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
 RETRY_CONNECT_AFTER_S = 1.0
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+              "connect_timeout": 5}  # fmt: skip
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,11 @@ class PostgresDecisionLog(DecisionLog):
         # Named per table prefix, so operators (and tests) can find this log's sessions in pg_stat_activity.
         self.application_name = str(given.get("application_name") or f"nextbest-log:{table_prefix}")[:63]
         self._extra: dict[str, Any] = {} if "application_name" in given else {"application_name": self.application_name}
+        # A server that vanishes (failover, a cut link) must not hang a request on a dead socket: TCP keepalives
+        # find it within about a minute, and a connect gives up after 5 s (both overridable in the URL).
+        for name, value in KEEPALIVES.items():
+            if name not in given:
+                self._extra[name] = value
         self._local = threading.local()
         self._conns: dict[int, tuple[threading.Thread, psycopg.Connection[Any]]] = {}
         self._conns_lock = threading.Lock()

@@ -32,6 +32,9 @@ ADDED_DECISION_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # The rule ids of ``rule_hits`` alone, ``[[suppressing...], [shadow...]]`` (JSON text): what analytics and the
     # explorer read, without parsing every hit's message. NULL in rows of older versions (read from rule_hits).
     ("rule_ids", "TEXT", "TEXT"),
+    # A hash of the request a request_id was first used with (customer, channel, context, candidates): a replay
+    # is answered only for the same request. NULL in rows of older versions (checked by customer only).
+    ("request_hash", "TEXT", "TEXT"),
 )
 #: What analytics and the decision explorer read per decision (no features or scores): metadata, the action
 #: arbitration chose, rule hits and the feedback aggregated (flags per type, conversion events and revenue).
@@ -51,10 +54,10 @@ def statements(d: str, f: str) -> dict[str, str]:
     served = "d.customer_id = ? AND d.created_at >= ? AND NOT d.control AND d.action_channel IS NOT NULL"
     flag = "MAX(CASE WHEN type = '{}' THEN 1 ELSE 0 END)"
     return {
-        "insert_decision": f"INSERT INTO {d} ({cols}, rule_ids) "
-        f"VALUES ({', '.join('?' * (len(DECISION_COLUMNS) + 1))}) ON CONFLICT DO NOTHING",
+        "insert_decision": f"INSERT INTO {d} ({cols}, rule_ids, request_hash) "
+        f"VALUES ({', '.join('?' * (len(DECISION_COLUMNS) + 2))}) ON CONFLICT DO NOTHING",
         "by_id": select + "decision_id = ?",
-        "by_request": select + "request_id = ?",
+        "by_request": f"SELECT {cols}, request_hash FROM {d} WHERE request_id = ?",
         "owner": f"SELECT customer_id FROM {d} WHERE decision_id = ?",
         "insert_feedback": f"INSERT INTO {f} ({', '.join(FEEDBACK_COLUMNS)}) "
         f"VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))}) ON CONFLICT DO NOTHING",
@@ -96,13 +99,14 @@ def statements(d: str, f: str) -> dict[str, str]:
 
 
 def encode_decision(v: dict[str, Any]) -> tuple[Any, ...]:
-    """A record's ``__dict__`` as row values in column order, then ``rule_ids``; numbers coerced so NumPy scalars
-    bind."""
+    """A record's ``__dict__`` as row values in column order, then ``rule_ids`` and ``request_hash``; numbers
+    coerced so NumPy scalars bind."""
     return (v["decision_id"], v["request_id"], customer_key(v["customer_id"]), float(v["created_at"]), v["channel"],
             v["action"], v["action_channel"], float(v["probability"]), bool(v["explored"]), bool(v["control"]),
             bool(v["degraded"]), v["reason"], v["model_version"], v["ruleset_version"], v["catalog_version"],
             v["feature_service"], dumps(v["features"]), dumps(v["scores"]), dumps(v["rule_hits"]),
-            dumps(_slim_response(v)), dumps(v.get("context") or {}), dumps(rule_ids(v["rule_hits"])))  # fmt: skip
+            dumps(_slim_response(v)), dumps(v.get("context") or {}), dumps(rule_ids(v["rule_hits"])),
+            v.get("request_hash"))  # fmt: skip
 
 
 def rule_ids(hits: list[dict[str, Any]] | None) -> tuple[list[str], list[str]]:
@@ -119,7 +123,11 @@ def rule_ids(hits: list[dict[str, Any]] | None) -> tuple[list[str], list[str]]:
 
 
 def decode_decision(row: Any) -> dict[str, Any]:
-    values = dict(zip(DECISION_COLUMNS, row, strict=True))
+    """A row of ``DECISION_COLUMNS`` (and ``request_hash`` where the query reads it) as a record's fields."""
+    n = len(DECISION_COLUMNS)
+    values = dict(zip(DECISION_COLUMNS, row[:n], strict=True))
+    if len(row) > n:
+        values["request_hash"] = row[n]
     for name in JSON_COLUMNS:
         values[name] = loads(values[name])
     values["context"] = values["context"] or {}

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nextbest.core.decision import Decision, DecisionRequest
-from nextbest.core.events import CustomerEvent, parse_event
-from nextbest.errors import ConfigError, DataError, NotFoundError, UnavailableError
+from nextbest.core.events import CustomerEvent, future_time_error, parse_event
+from nextbest.errors import ConfigError, ConflictError, DataError, NotFoundError, UnavailableError
 from nextbest.features.online import CustomerFeatures
 from nextbest.serving.components import Components, Snapshot
 from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord
-from nextbest.serving.decision_output import canonical, respond, validated
+from nextbest.serving.decision_output import canonical, request_hash, respond, validated
 from nextbest.serving.decision_output import record as decision_record
 from nextbest.serving.metrics import Metrics, NullMetrics
 from nextbest.serving.schemas import (
@@ -100,8 +100,8 @@ class DecisionRuntime:
         body = self._respond(snap, req, decision, now)
         record = decision_record(req, decision, snap.policy.catalog, _used(row), body, now)
         stored, created = self._store(record)
-        if not created:  # another request with this request_id won the race: return its decision
-            return canonical(stored.response, replayed=True)
+        if not created:  # another request with this request_id won the race: its decision, if it asked the same
+            return self._replayed(req, stored)
         self.metrics.decision(
             decision.action,
             req.channel,
@@ -192,8 +192,17 @@ class DecisionRuntime:
             return None
         if stored is None:
             return None
+        return self._replayed(req, stored)
+
+    @staticmethod
+    def _replayed(req: DecideRequest, stored: DecisionRecord) -> dict[str, Any]:
+        """The stored decision of ``req.request_id``, answered only to the same request: a request_id reused with
+        another customer, channel, context or candidate list is a 409 (a guessed id must not pin a customer's
+        decision). Rows of older versions have no request hash: checked by customer."""
         if stored.customer_id != req.customer_id:
-            raise FieldError("request_id", f"already used for customer {stored.customer_id}")
+            raise ConflictError("request_id", "already used for another customer's request")
+        if stored.request_hash is not None and stored.request_hash != request_hash(req):
+            raise ConflictError("request_id", "already used with a different request; use a new request_id")
         return canonical(stored.response, replayed=True)
 
     def _respond(self, snap: Snapshot, req: DecideRequest, d: Decision, now: float) -> dict[str, Any]:
@@ -222,6 +231,9 @@ class DecisionRuntime:
         """Apply an event to the online store; when the store is down, spool it (never lose it)."""
         from nextbest.core.events import EVENT_VIEW
 
+        too_late = future_time_error(event.timestamp, time.time(), self.settings.serving.max_clock_skew_s)
+        if too_late:
+            raise FieldError("timestamp", too_late)
         writer = self.backends.events
         try:
             if writer is None:
@@ -240,6 +252,10 @@ class DecisionRuntime:
         return EventResponse(customer_id=event.customer_id, type=event.type, view=view, outcome=outcome)
 
     def feedback(self, fb: FeedbackRequest) -> FeedbackResponse:
+        if fb.timestamp is not None:
+            too_late = future_time_error(fb.timestamp, time.time(), self.settings.serving.max_clock_skew_s)
+            if too_late:
+                raise FieldError("timestamp", too_late)
         stored = self.backends.log.get(fb.decision_id)
         if stored is None:
             raise NotFoundError(f"decision_id: decision {fb.decision_id} does not exist")
@@ -270,7 +286,21 @@ class DecisionRuntime:
         return out
 
     # Operations ---------------------------------------------------------------------------------------------
-    def readiness(self) -> ReadinessResponse:
+    def readiness(self, details: bool = True) -> ReadinessResponse:
+        """What is degraded and which versions are live; without ``details`` (a caller without the API key),
+        only the instance id and the state of each backend: no file paths, rule text or reload errors."""
+        full = self._readiness()
+        if details:
+            return full
+        safe = ("instance_id", "spooled", "decision_log", "online_store", "rule_count")
+        return full.model_copy(
+            update={
+                "degraded": [f"{len(full.degraded)} problem(s); send the API key for details"] if full.degraded else [],
+                "details": {k: full.details[k] for k in safe},
+            }
+        )
+
+    def _readiness(self) -> ReadinessResponse:
         degraded: list[str] = []
         store_ok = False
         if self.backends.features is None:
@@ -311,6 +341,7 @@ class DecisionRuntime:
             catalog_version=policy.catalog.content_hash,
             feature_service=self.settings.serving.feature_service,
             details={
+                "instance_id": self.settings.serving.instance_id,
                 "model_source": loaded.source,
                 "ruleset_loaded_at": status.loaded_at,
                 "rules_reloads": status.reloads,

@@ -7,19 +7,65 @@ catalog, which can be hot-reloaded, with errors naming the field.
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from nextbest.core.ids import CustomerId
 
-ContextValue = str | int | float | bool
 MAX_ID = 128
+MAX_CONTEXT_TEXT = 1024
+MAX_REVENUE = 1e9
+#: Identifiers and context strings: no control characters (a NUL byte cannot be stored by PostgreSQL, a newline
+#: breaks log lines and CSV exports).
+_NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[str, Field(max_length=MAX_CONTEXT_TEXT, pattern=_NO_CONTROLS)]
+Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=_NO_CONTROLS)]
+ContextKey = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROLS)]
+MAX_CONTEXT_NUMBER = 1e15
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _context_value(value: Any) -> str | int | float | bool:
+    """A context value: a string without control characters (at most MAX_CONTEXT_TEXT characters), a boolean,
+    or a finite number within +-MAX_CONTEXT_NUMBER. One message per problem, not one per type tried."""
+    if type(value) is bool:
+        return value
+    if type(value) is str:
+        if len(value) > MAX_CONTEXT_TEXT:
+            raise PydanticCustomError("context_text", f"strings are at most {MAX_CONTEXT_TEXT} characters")
+        if _CONTROLS.search(value):
+            raise PydanticCustomError("context_text", "strings must not contain control characters")
+        return value
+    if type(value) is int or type(value) is float:
+        if not math.isfinite(value) or abs(value) > MAX_CONTEXT_NUMBER:
+            raise PydanticCustomError("context_number", "numbers must be finite, within +-1e15")
+        return value
+    raise PydanticCustomError("context_value", "must be a string, a number or a boolean")
+
+
+ContextValue = Annotated[
+    str | int | float | bool,
+    PlainValidator(_context_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_CONTEXT_TEXT, "pattern": _NO_CONTROLS},
+                {"type": "number", "minimum": -MAX_CONTEXT_NUMBER, "maximum": MAX_CONTEXT_NUMBER},
+                {"type": "boolean"},
+            ]
+        }
+    ),
+]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or infinity anywhere in the contract (JSON's `NaN`/`Infinity` literals, or 1e999): 422, field named.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DecideRequest(_Strict):
@@ -27,17 +73,26 @@ class DecideRequest(_Strict):
     channel: str = Field(
         min_length=1, max_length=32, description="Channel of the interaction (a catalog channel) or `any`."
     )
-    context: dict[str, ContextValue] = Field(
+    context: dict[ContextKey, ContextValue] = Field(
         default_factory=dict,
         max_length=50,
         description="Request context visible to rules as `request.context` (never used for thresholds).",
     )
-    candidates: list[str] | None = Field(
-        None, max_length=100, description="Restrict the decision to these action ids (the control is always in)."
+    candidates: list[Identifier] | None = Field(
+        None,
+        max_length=100,
+        description="Restrict the decision to these action ids (the control is always in); duplicates count once.",
     )
-    request_id: str | None = Field(
-        None, min_length=1, max_length=MAX_ID, description="Idempotency key: the same id returns the same decision."
+    request_id: Identifier | None = Field(
+        None,
+        description="Idempotency key: the same id with the same request returns the same decision; with a "
+        "different request (customer, channel, context or candidates) it is a 409.",
     )
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else list(dict.fromkeys(value))
 
 
 class DecideBatchRequest(_Strict):
@@ -99,12 +154,14 @@ class DecideBatchResponse(_Strict):
 
 
 class FeedbackRequest(_Strict):
-    decision_id: str = Field(min_length=1, max_length=MAX_ID)
+    decision_id: Identifier
     type: Literal["impression", "click", "conversion", "dismissed"]
-    revenue: float | None = Field(None, ge=0, description="Order revenue, for conversions.")
+    revenue: float | None = Field(None, ge=0, le=MAX_REVENUE, description="Order revenue, for conversions.")
     customer_id: CustomerId | None = Field(None, description="Checked against the decision's customer when given.")
-    timestamp: datetime | None = Field(None, description="When it happened (defaults to now).")
-    feedback_id: str | None = Field(None, min_length=1, max_length=MAX_ID, description="Idempotency key.")
+    timestamp: datetime | None = Field(
+        None, description="When it happened (defaults to now); at most the service's clock skew in the future."
+    )
+    feedback_id: Identifier | None = Field(None, description="Idempotency key.")
 
 
 class FeedbackResponse(_Strict):

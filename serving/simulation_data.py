@@ -124,6 +124,9 @@ def rows_from_log(
         if not scored <= set(catalog.by_id) or rec.action not in scored or catalog.control not in scored:
             out.skip("actions not in the current catalog")
             continue
+        if not (math.isfinite(outcome.revenue) and outcome.revenue >= 0 and math.isfinite(rec.probability)):
+            out.skip("non-finite or negative revenue or probability")
+            continue
         history = histories.at(rec.customer_id, rec.created_at, before=True)
         version = rec.ruleset_version or "unknown"
         out.versions[version] = out.versions.get(version, 0) + 1

@@ -18,7 +18,7 @@ RETRAIN_CONFIG = Path(__file__).resolve().parent / "configs" / "retrain.yaml"
 class BoosterParams(BaseModel):
     """LightGBM parameters of one tuning candidate; the number of trees is found by early stopping."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     num_leaves: int = Field(31, ge=2, le=1024)
     min_child_samples: int = Field(50, ge=1)
@@ -30,7 +30,7 @@ class BoosterParams(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     learners: tuple[Learner, ...] = Field(
         ("s", "t", "dr"), description="Learner families, each cross-fitted for every target and tuning candidate."

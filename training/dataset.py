@@ -22,6 +22,7 @@ from nextbest.errors import DataError
 
 REQUIRED = (ENTITY, "action")
 OUTCOMES = ("converted", "revenue")  # at least one
+MIN_OUTCOMES = 10  # converted rows, and rows that did not convert, below which nothing can be learned
 OPTIONAL = ("event_timestamp", "revenue", "propensity", "converted")
 RESERVED = frozenset((*REQUIRED, *OPTIONAL, REQUEST_TS, "campaign_id", "split"))
 
@@ -92,6 +93,12 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
         conv = pd.to_numeric(frame["converted"], errors="coerce")
         if conv.isna().any() or not conv.isin([0, 1]).all():
             raise DataError(f"{where}: column 'converted' must be 0 or 1 in every row")
+        converted = int(conv.sum())
+        if min(converted, len(frame) - converted) < MIN_OUTCOMES:
+            raise DataError(
+                f"{where}: {converted:,} of {len(frame):,} rows converted; learning needs at least {MIN_OUTCOMES} "
+                "rows that converted and as many that did not (collect more outcomes, or a longer window)"
+            )
     notes: list[str] = []
     if "propensity" in frame.columns:
         prop = pd.to_numeric(frame["propensity"], errors="coerce")
@@ -107,6 +114,8 @@ def _validate(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where:
         rev = pd.to_numeric(frame["revenue"], errors="coerce")
         if not np.isfinite(rev.to_numpy(dtype=np.float64, na_value=np.nan)).all():
             raise DataError(f"{where}: column 'revenue' must be a finite number in every row")
+        if "converted" not in frame.columns and rev.nunique() < 2:
+            raise DataError(f"{where}: column 'revenue' is the same in every row ({rev.iloc[0]!r}): nothing to learn")
         if (rev < 0).any():
             notes.append("negative revenue in some rows: learned as a value like any other (refunds, net margin)")
         if "converted" not in frame.columns:

@@ -78,16 +78,25 @@ def run_training_steps(settings: Settings) -> None:
 
 
 def run_service_walkthrough(settings: Settings, port: int, keep: bool) -> None:
+    import uuid
+
     from nextbest.cli.render import walkthrough_tables
     from nextbest.cli.walkthrough import run_walkthrough, start_service, stop_service, wait_ready
+    from nextbest.errors import UnavailableError
 
     base = f"http://127.0.0.1:{port}"
     pid_file = settings.home / "serve.pid"
     stop_previous(pid_file)
     with step(f"start the decision service (bentoml serve) on {base}"):
-        process = start_service(settings.home, port, settings.home / "serve.log")
+        instance = uuid.uuid4().hex
+        process = start_service(settings.home, port, settings.home / "serve.log", instance_id=instance)
         pid_file.write_text(str(process.pid))
-        wait_ready(base, process)
+        try:
+            wait_ready(base, process, instance_id=instance)
+        except UnavailableError:
+            stop_service(process)
+            pid_file.unlink(missing_ok=True)
+            raise
     try:
         with step("walk-through: decide, open a ticket, decide, close it, decide, send feedback"):
             walk = run_walkthrough(base)

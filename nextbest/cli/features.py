@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 
 import click
@@ -84,7 +85,7 @@ def push_cmd(event_json: str) -> None:
     """Push one real-time event, e.g. '{"type": "ticket_opened", "customer_id": 7, ...}'."""
     from pydantic import ValidationError
 
-    from nextbest.core.events import parse_event
+    from nextbest.core.events import future_time_error, parse_event
     from nextbest.errors import DataError, describe_validation_error
     from nextbest.features.events import EventWriter
     from nextbest.features.store import open_store
@@ -96,5 +97,8 @@ def push_cmd(event_json: str) -> None:
     except ValidationError as exc:
         raise DataError(describe_validation_error(exc, prefix="event.")) from exc
     settings = settings_from()
+    too_late = future_time_error(event.timestamp, time.time(), settings.serving.max_clock_skew_s)
+    if too_late:
+        raise DataError(f"event.timestamp: {too_late}")
     result = EventWriter(open_store(settings)).push(event)
     console.print(f"{event.type} for customer {event.customer_id}: {result.outcome} ({result.view})")

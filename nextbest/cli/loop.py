@@ -104,7 +104,10 @@ def simulate_loop(
     reuse_world: bool,
 ) -> None:
     """Decide, observe, retrain, gate, reload: the loop from a weak start toward the oracle."""
+    import uuid
+
     from nextbest.cli.walkthrough import start_service, stop_service, wait_ready
+    from nextbest.errors import UnavailableError
     from nextbest.training.loop import LoopConfig, run_loop, weak_start
     from nextbest.training.plots import loop_curve
 
@@ -118,8 +121,13 @@ def simulate_loop(
     base = f"http://127.0.0.1:{port}"
     env = {"NEXTBEST_SERVING__EXPLORATION_RATE": str(exploration), "NEXTBEST_SERVING__RELOAD_INTERVAL_S": "0"}
     with step(f"start the decision service with champion v{version} on {base}"):
-        process = start_service(settings.home, port, settings.home / "loop-serve.log", env)
-        wait_ready(base, process)
+        instance = uuid.uuid4().hex
+        process = start_service(settings.home, port, settings.home / "loop-serve.log", env, instance_id=instance)
+        try:
+            wait_ready(base, process, instance_id=instance)
+        except UnavailableError:
+            stop_service(process)
+            raise
     try:
         with (
             httpx.Client(base_url=base, timeout=120, headers=_auth(settings)) as client,

@@ -138,6 +138,11 @@ def report(since_days: float, out: Path | None) -> None:
     path.write_text(standalone_analytics(data))
     path.with_suffix(".json").write_text(json.dumps(data, indent=2, allow_nan=False))
     console.print(f"report: {path} (numbers {path.with_suffix('.json').name})", soft_wrap=True)
+    if data["totals"]["skipped_rows"]:
+        console.print(
+            f"note: {data['totals']['skipped_rows']:,} logged decisions skipped (non-finite or negative revenue)",
+            soft_wrap=True,
+        )
     if data["totals"]["decisions"] == 0:
         days = "day" if math.isclose(since_days, 1) else "days"
         console.print(f"note: no decisions in the last {since_days:g} {days}", soft_wrap=True)

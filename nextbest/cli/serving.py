@@ -12,15 +12,25 @@ from typing import Any
 import click
 
 from nextbest.cli.common import console, settings_from
+from nextbest.errors import ConfigError
 
 
 @click.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [NEXTBEST_SERVING__PORT or 3000].")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes [1].")
 @click.option("--host", default="127.0.0.1", show_default=True)
-def serve(port: int | None, workers: int | None, host: str) -> None:
+@click.option(
+    "--insecure", is_flag=True, help="Allow a non-loopback --host without an API key (NEXTBEST_SERVING__API_KEY)."
+)
+def serve(port: int | None, workers: int | None, host: str, insecure: bool) -> None:
     """Run the BentoML decision service (replaces this process with `bentoml serve`)."""
     settings = settings_from()
+    if settings.serving.api_key is None and not insecure and not _loopback(host):
+        raise ConfigError(
+            f"--host {host} is reachable from the network and no API key is set: set NEXTBEST_SERVING__API_KEY "
+            "(see docs/security.md), or pass --insecure"
+        )
+    _check_port_free(host, port or settings.serving.port)
     env = dict(os.environ)
     env["NEXTBEST_HOME"] = str(settings.home)
     env.setdefault("BENTOML_HOME", str(settings.home / "bentoml"))
@@ -33,6 +43,34 @@ def serve(port: int | None, workers: int | None, host: str) -> None:
     args = [str(bentoml), "serve", "nextbest.serving.service:NextBest", "--host", host, "--port", chosen]
     console.print(f"serving on http://{host}:{chosen} (state in {settings.home}); docs at /docs")
     os.execve(str(bentoml), args, env)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail fast, in one line, when the port is taken (e.g. by the service of another checkout): BentoML would
+    start, log ``Address already in use`` and die after the caller was told it is serving."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use; stop that service or use --port") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @click.command("decide-batch")

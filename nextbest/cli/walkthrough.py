@@ -32,10 +32,13 @@ class Walkthrough:
 
 
 def start_service(
-    home: Path, port: int, log_file: Path, extra_env: dict[str, str] | None = None
+    home: Path, port: int, log_file: Path, extra_env: dict[str, str] | None = None, instance_id: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """``nextbest serve`` as a background process in its own session (stop it with :func:`stop_service`)."""
+    """``nextbest serve`` as a background process in its own session (stop it with :func:`stop_service`);
+    ``instance_id``: what its ``/ready`` reports, for :func:`wait_ready` to check."""
     env = {**os.environ, "NEXTBEST_HOME": str(home), **(extra_env or {})}
+    if instance_id is not None:
+        env["NEXTBEST_SERVING__INSTANCE_ID"] = instance_id
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         return subprocess.Popen(
@@ -47,14 +50,28 @@ def start_service(
         )
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 120.0) -> float:
+def wait_ready(
+    base: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 120.0, instance_id: str | None = None
+) -> float:
+    """Seconds until the service at ``base`` is ready. With ``instance_id``, the service answering must report
+    it (another service on the port, e.g. a demo of another checkout, is an error, not a success)."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process is not None and process.poll() is not None:
             raise UnavailableError(f"the service exited with code {process.returncode} while starting")
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return time.monotonic() - started
+            if instance_id is None:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            else:
+                r = httpx.get(f"{base}/ready", timeout=2)
+                if r.status_code == 200:
+                    answered = r.json().get("details", {}).get("instance_id")
+                    if answered != instance_id:
+                        raise UnavailableError(
+                            f"another service answers at {base} (not the one just started); stop it or use --port"
+                        )
+                    return time.monotonic() - started
         except httpx.HTTPError:
             pass
         time.sleep(0.5)

@@ -215,6 +215,7 @@ class AnalyticsReport:
     suppressions: dict[str, int] = field(default_factory=dict)  # rule id -> decisions it suppressed something on
     shadow: dict[str, int] = field(default_factory=dict)
     currency: str = "EUR"
+    skipped: int = 0  # rows that cannot be counted (a non-finite or negative revenue written by an older version)
 
     def add(self, f: DecisionFacts) -> None:
         self.decisions += 1
@@ -304,6 +305,7 @@ class AnalyticsReport:
                 "degraded_rate": _plain(self.degraded_rate),
                 "explored": self.explored,
                 "explored_rate": _plain(_ratio(self.explored, self.decisions)),
+                "skipped_rows": self.skipped,
                 "served": self.served.as_dict(),
                 "control_group": self.control.as_dict(),
             },
@@ -325,6 +327,9 @@ def compute(
     report = AnalyticsReport(since=float(since), until=float(until), level=level, currency=currency)
     for f in facts:
         if since <= f.created_at < until:
+            if not (math.isfinite(f.revenue) and f.revenue >= 0):
+                report.skipped += 1
+                continue
             report.add(f)
     return report
 

@@ -26,16 +26,16 @@ _ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 class Action(BaseModel):
     """One thing the business can do. ``value`` is the order value it leads to when the customer converts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str
     description: str = ""
     channels: tuple[str, ...] = Field(min_length=1)
     category: Category
-    value: float = Field(ge=0.0, description="Expected order value (currency) if the customer converts.")
-    cost: float = Field(ge=0.0, description="Fixed cost of sending the action (currency).")
+    value: float = Field(ge=0.0, le=1e9, description="Expected order value (currency) if the customer converts.")
+    cost: float = Field(ge=0.0, le=1e9, description="Fixed cost of sending the action (currency).")
     discount: float = Field(0.0, ge=0.0, lt=1.0, description="Share of the order value given away.")
-    lever: float = Field(1.0, ge=0.0, description="Business weight multiplied into the net value.")
+    lever: float = Field(1.0, ge=0.0, le=1e6, description="Business weight multiplied into the net value.")
     consent: str | None = Field(None, description="Channel whose opt-in the action needs, if any.")
     tags: tuple[str, ...] = ()
     eligibility: str | None = Field(None, description="Optional CEL expression that must hold.")
@@ -55,7 +55,7 @@ class Action(BaseModel):
 class ActionCatalog(BaseModel):
     """The whole catalog. ``control`` names the action every uplift is measured against (doing nothing)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: str = "1"
     currency: str = "EUR"

@@ -17,12 +17,18 @@ from nextbest.core.ids import CustomerId
 Row = dict[str, Any]
 
 
+MAX_AMOUNT = 1e9
+
+
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     customer_id: CustomerId  # canonical string; integers accepted (42 and "42" are one customer)
-    timestamp: datetime = Field(description="When the event happened (UTC if no offset is given).")
-    event_id: str | None = Field(None, max_length=128)
+    timestamp: datetime = Field(
+        description="When the event happened (UTC if no offset is given); at most the service's clock skew "
+        "(`serving.max_clock_skew_s`, 300 s by default) in the future."
+    )
+    event_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")
 
     @field_validator("timestamp")
     @classmethod
@@ -47,12 +53,12 @@ class TicketClosed(_Event):
 
 class CartAbandoned(_Event):
     type: Literal["cart_abandoned"]
-    cart_value: float = Field(ge=0)
+    cart_value: float = Field(ge=0, le=MAX_AMOUNT)
 
 
 class OrderPlaced(_Event):
     type: Literal["order_placed"]
-    amount: float = Field(ge=0)
+    amount: float = Field(ge=0, le=MAX_AMOUNT)
 
 
 class ConsentChanged(_Event):
@@ -87,6 +93,17 @@ EMPTY_STATE: dict[str, Row] = {
     "cart": {"cart_open": 0, "last_cart_abandoned_ts": None, "last_cart_value": None},
     "consents": {"email_opt_in": 0, "sms_opt_in": 0, "push_opt_in": 0},
 }
+
+
+def future_time_error(timestamp: datetime, now: float, max_skew_s: float) -> str | None:
+    """Why ``timestamp`` cannot be accepted at ``now`` (Unix seconds), or None. A time further in the future than
+    the allowed clock skew is refused: stored, it would win over every real event until that date (an opt-in
+    dated 2200 would outlive the customer's opt-out a minute later)."""
+    aware = timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp
+    ahead = aware.timestamp() - now
+    if ahead <= max_skew_s:
+        return None
+    return f"{aware.isoformat()} is {ahead:,.0f} s in the future; at most {max_skew_s:g} s of clock skew is allowed"
 
 
 def parse_event(payload: Any) -> CustomerEvent:

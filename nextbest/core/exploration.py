@@ -34,7 +34,7 @@ _SCALE = 2.0**-53
 class Exploration(BaseModel):
     """Exploration and control-group settings (the service maps its settings onto this)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rate: float = Field(0.05, ge=0.0, le=1.0, description="Share of decisions on which exploration draws.")
     control_share: float = Field(0.02, ge=0.0, le=1.0, description="Share of customers who always get no_action.")

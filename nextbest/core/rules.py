@@ -44,15 +44,15 @@ _ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 class LeverEffect(BaseModel):
     """Multiply the action's net value (``0.5`` halves it, ``1.5`` boosts it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    lever: float = Field(ge=0.0)
+    lever: float = Field(ge=0.0, le=1e6)
 
 
 class RuleSpec(BaseModel):
     """One rule as written in the file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: str
     description: str = Field(min_length=1)
@@ -74,14 +74,14 @@ class RuleSpec(BaseModel):
 
 
 class RuleFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: str = Field(min_length=1, description="A human label; the served version is a content hash.")
     rules: tuple[RuleSpec, ...]
 
 
 class ParamsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     environment: str | None = None
     params: dict[str, ParamValue] = Field(default_factory=dict)

@@ -60,3 +60,51 @@ def test_invalid_option_and_settings(tmp_path: Path) -> None:
     assert_one_line_error(run_cli(["data", "generate", "--customers", "5"], tmp_path), "customers", "5")
     bad_env = run_cli(["data", "generate"], tmp_path, NEXTBEST_ENVIRONMENT="mars")
     assert_one_line_error(bad_env, "environment")
+
+
+def test_serve_fails_fast_when_its_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(["serve", "--port", str(port)], tmp_path)
+    assert_one_line_error(result, f"port {port}", "already in use")
+
+
+def test_serve_on_the_network_needs_a_key_or_insecure(tmp_path: Path) -> None:
+    result = run_cli(["serve", "--host", "0.0.0.0", "--port", "1"], tmp_path)
+    assert_one_line_error(result, "no API key is set", "--insecure")
+
+
+def test_a_launcher_refuses_a_service_it_did_not_start(tmp_path: Path) -> None:
+    """make demo and simulate-loop check the instance id in /ready: another service on the port is an error."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from nextbest.cli.walkthrough import wait_ready
+    from nextbest.errors import UnavailableError
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"ready": True, "details": {"instance_id": "someone-else"}}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with pytest.raises(UnavailableError, match="another service answers"):
+            wait_ready(base, None, timeout=10, instance_id="mine")
+        assert wait_ready(base, None, timeout=10, instance_id="someone-else") >= 0
+    finally:
+        server.shutdown()

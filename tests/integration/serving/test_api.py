@@ -69,7 +69,7 @@ def test_same_request_id_returns_the_same_decision_and_is_logged_once(
     assert again["decision_id"] == first["decision_id"] and again["replayed"] and not first["replayed"]
     assert runtime.backends.log.counts()["decisions"] == before
     other = client.post("/decide", json={"customer_id": 22, "channel": "any", "request_id": "req-21-a"})
-    assert other.status_code == 422 and other.json()["field"] == "request_id"
+    assert other.status_code == 409 and other.json()["field"] == "request_id"
 
 
 def test_unknown_customer_gets_a_degraded_fallback(client: TestClient) -> None:
@@ -196,7 +196,10 @@ def test_api_key_protects_writes(runtime: DecisionRuntime) -> None:
         assert c.post("/events", json=event, headers={"X-API-Key": "wrong"}).status_code == 401
         assert c.post("/events", json=event, headers={"X-API-Key": "s3cret"}).status_code == 200
         assert c.post("/admin/reload").status_code == 401
-        assert c.post("/decide", json={"customer_id": 41, "channel": "any"}).status_code == 200
+        # Decisions too, once a key is set (issue 14): an open /decide revealed consent, tickets and tier.
+        assert c.post("/decide", json={"customer_id": 41, "channel": "any"}).status_code == 401
+        ok = c.post("/decide", json={"customer_id": 41, "channel": "any"}, headers={"X-API-Key": "s3cret"})
+        assert ok.status_code == 200
 
 
 def _with_settings(runtime: DecisionRuntime, settings: Settings) -> DecisionRuntime:

@@ -105,6 +105,28 @@ def test_same_request_id_returns_the_stored_decision_and_logs_once(log: Decision
     assert log.counts()["decisions"] == 2
 
 
+def test_a_request_id_keeps_the_hash_of_its_request(log: DecisionLog) -> None:
+    """What a replay is checked against (serving answers only the same request); records of older versions
+    have none."""
+    hashed = decision(request_id="req-hashed", request_hash="3f2a" * 8)
+    assert log.record_decision(hashed) == (hashed, True)
+    assert log.find_by_request("req-hashed").request_hash == "3f2a" * 8  # type: ignore[union-attr]
+    racing = decision(request_id="req-hashed", request_hash="ffff" * 8)
+    stored, created = log.record_decision(racing)
+    assert not created and stored.request_hash == "3f2a" * 8 and stored.decision_id == hashed.decision_id
+    old = decision(request_id="req-old")
+    log.record_decision(old)
+    assert log.find_by_request("req-old").request_hash is None  # type: ignore[union-attr]
+
+
+def test_postgres_connections_use_keepalives_and_a_connect_timeout(postgres_log_url: str) -> None:
+    with open_decision_log(postgres_log_url) as log:
+        assert log.ping()
+        params = log._local.conn.info.get_parameters()  # type: ignore[attr-defined]
+        assert params["keepalives_idle"] == "30" and params["keepalives_count"] == "3"
+        assert params["connect_timeout"] == "5"
+
+
 def race(log: DecisionLog, request_id: str, threads: int = 8) -> list[tuple[DecisionRecord, bool]]:
     """``threads`` different decisions with one request_id, released at the same instant."""
     barrier = threading.Barrier(threads)

@@ -72,17 +72,23 @@ def _old_rows() -> tuple[list[DecisionRecord], list[FeedbackRecord]]:
 def _old_values(rec: DecisionRecord | FeedbackRecord) -> tuple[Any, ...]:
     """The row the previous release bound: ``int(customer_id)`` (its encoder's only difference for these rows)."""
     if isinstance(rec, DecisionRecord):
-        row = list(encode_decision(rec.__dict__))
+        row = list(encode_decision(rec.__dict__))[:-1]  # that release had no request_hash column
         row[2] = int(rec.customer_id)
         return tuple(row)
     return (rec.feedback_id, rec.decision_id, int(rec.customer_id), rec.created_at, rec.type, rec.revenue, "{}")
+
+
+def _old_insert(d: str, mark: str) -> str:
+    """The decision insert of the previous release (no request_hash column)."""
+    marks = ", ".join([mark] * (len(DECISION_COLUMNS) + 1))
+    return f"INSERT INTO {d} ({', '.join(DECISION_COLUMNS)}, rule_ids) VALUES ({marks})"
 
 
 def _write_old(execute: Callable[[str, tuple[Any, ...]], None], d: str, f: str, mark: str) -> None:
     sql = {k: v.replace("?", mark) for k, v in statements(d, f).items()}
     ds, fbs = _old_rows()
     for rec in ds:
-        execute(sql["insert_decision"], _old_values(rec))
+        execute(_old_insert(d, mark), _old_values(rec))
     for fb in fbs:
         execute(sql["insert_feedback"], _old_values(fb))
 
@@ -163,9 +169,8 @@ def test_workers_opening_an_older_sqlite_log_at_once_migrate_it_once(tmp_path: P
     with sqlite3.connect(path) as conn:
         for ddl in OLD_SQLITE:
             conn.execute(ddl.format(d=d, f=f))
-        sql = statements(d, f)
         rows = [_old_values(decision(customer_id=i % 997 + 1, at=T0 + i, decision_id=f"d{i}")) for i in range(n)]
-        conn.executemany(sql["insert_decision"], rows)
+        conn.executemany(_old_insert(d, "?"), rows)
     script = (
         "import sys; from nextbest.serving.decision_log import open_decision_log; "
         "log = open_decision_log(sys.argv[1]); print(log.counts()['decisions'], len(log.contacts('5', 0)))"

@@ -109,7 +109,7 @@ def test_integer_and_string_forms_are_one_customer(client: TestClient, runtime: 
     again = client.post("/decide", json={"customer_id": "2778", "channel": "email", "request_id": "int-and-string"})
     assert again.status_code == 200 and again.json()["replayed"] and again.json()["decision_id"] == first["decision_id"]
     other = client.post("/decide", json={"customer_id": "02778", "channel": "email", "request_id": "int-and-string"})
-    assert other.status_code == 422 and other.json()["field"] == "request_id"  # "02778" is another customer
+    assert other.status_code == 409 and other.json()["field"] == "request_id"  # "02778" is another customer
     fb = client.post("/feedback", json={"decision_id": first["decision_id"], "type": "impression", "customer_id": 2778})
     assert fb.status_code == 200 and fb.json()["recorded"]
     assert runtime.backends.log.contacts(2778, 0) == runtime.backends.log.contacts("2778", 0)

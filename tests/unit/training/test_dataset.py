@@ -77,6 +77,13 @@ def test_optional_columns_are_filled_and_noted(catalog: ActionCatalog, tmp_path:
         (lambda d: d[d["action"] != "no_action"], "no rows with the control action"),
         (lambda d: d.assign(revenue=np.where(d.index == 3, np.inf, 0.0)), "'revenue' must be a finite number"),
         (lambda d: d.assign(revenue=np.where(d.index == 3, np.nan, 0.0)), "'revenue' must be a finite number"),
+        # A log with almost no outcomes (retraining too early): what was found and what is needed.
+        (
+            lambda d: d.assign(converted=np.where(d.index < 3, 1, 0)),
+            "3 of 1,400 rows converted; learning needs at least",
+        ),
+        (lambda d: d.assign(converted=1), "1,400 of 1,400 rows converted"),
+        (lambda d: d.drop(columns=["converted"]).assign(revenue=5.0), "'revenue' is the same in every row"),
     ],
 )
 def test_bad_input_names_the_problem(catalog: ActionCatalog, tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
