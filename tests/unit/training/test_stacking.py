@@ -115,3 +115,32 @@ def test_rows_the_log_gave_no_choice_do_not_choose_the_margin() -> None:
     assert fooled.margin > 0  # without the overlap rule, the artefact clears the bar
     choice = stacking.choose_margin(q, gamma, 0, scale, propensity=propensity)
     assert choice.margin == 0.0 and choice.evidence["rows"] == int((propensity <= 0.95).sum())
+
+
+def _scored(learner: str, name: str) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(fitted=SimpleNamespace(spec=SimpleNamespace(learner=learner, name=name)))
+
+
+def test_the_first_s_learner_anchors_unless_another_is_better_beyond_noise() -> None:
+    """Two S-learners (P(convert) x value, then revenue): a marginally lower loss by chance does not move the
+    anchor; a clearly better one does, with the evidence reported."""
+    from nextbest.training.pipeline import _anchor
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=N)
+    truth, gamma, folds = world(0.3 * x, 3)
+    first = learner(truth, rng.normal(0.0, 0.30, N))
+    results = [_scored("s", "s-0"), _scored("t", "t-0"), _scored("s", "s-revenue-0")]
+    t_learner = learner(truth, rng.normal(0.0, 0.01, N))  # the T-learner never anchors while an S-learner exists
+    close = first
+    while stacking.contrast_loss(close, gamma, 0) >= stacking.contrast_loss(first, gamma, 0):
+        close = learner(truth, rng.normal(0.0, 0.30, N))  # as good as the first, its loss lower by chance
+    anchor, evidence = _anchor(results, [first, t_learner, close], gamma, 0, folds)
+    assert anchor == 0 and evidence is not None and not evidence["taken"]
+    better = learner(truth, rng.normal(0.0, 0.05, N))
+    anchor, evidence = _anchor(results, [first, t_learner, better], gamma, 0, folds)
+    assert anchor == 2 and evidence is not None and evidence["taken"] and evidence["challenger"] == "s-revenue-0"
+    anchor, evidence = _anchor(results[:2], [first, t_learner], gamma, 0, folds)
+    assert anchor == 0 and evidence is None
