@@ -83,7 +83,9 @@ def _parse(model: type[M], raw: bytes) -> M:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+def _field_of(loc: tuple[Any, ...] | list[Any], kind: str = "") -> str:
+    if kind == "json_invalid":  # FastAPI locates a JSON syntax error by character: ("body", 12)
+        return "body"
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     parts = [p for p in parts if not p.startswith(("tagged-union[", "function-"))]
     return ".".join(parts) or "body"
@@ -146,9 +148,13 @@ def create_app() -> FastAPI:
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        field = _field_of(first.get("loc", ()))
+        field = _field_of(first.get("loc", ()), first.get("type", ""))
         detail = [
-            {"field": _field_of(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                "field": _field_of(e.get("loc", ()), e.get("type", "")),
+                "message": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in errors
         ]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -96,7 +96,7 @@ async def meta(runtime: Runtime) -> dict[str, Any]:
 
 
 @router.post("/explorer/lookup", dependencies=Protected)
-async def lookup(body: LookupRequest, runtime: Runtime) -> JSONResponse:
+def lookup(body: LookupRequest, runtime: Runtime) -> JSONResponse:  # sync: a what-if runs in a worker thread
     """Features, the decision (not recorded), suppressions, recent decisions and, optionally, a what-if."""
     req = DecideRequest(customer_id=body.customer_id, channel=body.channel, candidates=body.candidates)
     whatif = (body.whatif.rules_file, body.whatif.rules_yaml) if body.whatif else None

@@ -139,14 +139,14 @@ def proposed_policy(settings: Settings, live: DecisionPolicy, name: str | None, 
     rules check``; the live parameter file supplies the thresholds)."""
     from nextbest.core.features import all_fields
     from nextbest.core.rule_check import check
-    from nextbest.core.rules import build_ruleset, load_params, load_ruleset
+    from nextbest.core.rules import build_ruleset, load_params, load_ruleset, parse_yaml
 
     params = settings.rule_params_path
     if text is not None:
         if len(text.encode()) > MAX_RULES_BYTES:
             raise ConfigError(f"rules_yaml: at most {MAX_RULES_BYTES:,} bytes")
         try:
-            document = yaml.safe_load(text)
+            document = parse_yaml(text, "rules_yaml")
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -212,7 +212,7 @@ def scored_for(model: Any, ds: TrainingSet, catalog: ActionCatalog) -> Any:
     """A model's scores on its own logged evaluation rows: the out-of-fold predictions logged with them when
     the model was trained on those rows (scoring its own training data would flatter it), else the model's."""
     from nextbest.training.evaluation import score, scored
-    from nextbest.training.pipeline import logged_predictions
+    from nextbest.training.oof_rows import logged_predictions
 
     found = logged_predictions(ds.frame, catalog.ids)
     if found is None:

@@ -97,7 +97,7 @@ def fit_booster(
     lgb_params = {
         "objective": objective,
         "learning_rate": params.learning_rate,
-        "num_leaves": params.num_leaves,
+        "num_leaves": params.for_rows(len(train[1])).num_leaves,  # the pipeline resolves auto once, for all rows
         "min_data_in_leaf": params.min_child_samples,
         "feature_fraction": params.feature_fraction,
         "bagging_fraction": params.bagging_fraction,

@@ -17,7 +17,6 @@ import numpy as np
 
 from nextbest.core import ope
 from nextbest.core.catalog import ActionCatalog
-from nextbest.errors import DataError
 from nextbest.model.descriptors import ActionDescriptors
 from nextbest.model.encoding import FeatureEncoder
 from nextbest.model.heads import Member, calibrated
@@ -28,12 +27,12 @@ from nextbest.training.crossfit import CandidateSpec, CrossFitted, CrossFitter, 
 from nextbest.training.dataset import TrainingSet, split_test
 from nextbest.training.distributed import training_backend
 from nextbest.training.evaluation import EvaluationReport, evaluate, evaluate_scored, scored
-from nextbest.training.heads import platt_calibration, revenue_per_conversion_is_constant
+from nextbest.training.heads import platt_calibration
 from nextbest.training.learners import FitData
+from nextbest.training.oof_rows import with_predictions
+from nextbest.training.preparation import choose_targets, feasible_learners, fit_data
 
 Progress = Callable[[str], None]
-THIN_TRAIN, THIN_HELD = 50, 10  # rows an arm needs in a fold's training part and in the fold, per-action learners
-OOF_PREFIX = "oof__"  # columns of the logged evaluation rows: the out-of-fold predictions (p, revenue)
 
 
 @dataclass
@@ -65,72 +64,6 @@ class TrainResult:
     def blend(self) -> str:
         members = [c for c in self.candidates if c.weight > 0]
         return " + ".join(f"{c.weight:.2f} {c.name}" for c in sorted(members, key=lambda c: -c.weight))
-
-
-def _fit_data(ds: TrainingSet, encoder: FeatureEncoder, catalog: ActionCatalog) -> FitData:
-    return FitData(
-        encoder.transform_frame(ds.frame),
-        ds.action_index(catalog),
-        ds.frame["converted"].to_numpy(dtype=np.int64),
-        ds.frame["propensity"].to_numpy(dtype=np.float64),
-    )
-
-
-def _targets(cfg: TrainConfig, catalog: ActionCatalog, d: FitData, revenue: np.ndarray) -> tuple[list[str], str]:
-    """Which outcomes the learners model, and why (a training note)."""
-    nonconverter_revenue = bool(np.any(revenue[d.y == 0] != 0))
-    if cfg.targets == "conversion" and nonconverter_revenue:
-        raise DataError("targets: conversion, but rows that did not convert have revenue: use revenue or auto")
-    if cfg.targets in ("conversion", "revenue"):
-        return [cfg.targets], f"targets {cfg.targets} (configured)"
-    if cfg.targets == "both":
-        return (["revenue"] if nonconverter_revenue else ["conversion", "revenue"]), "targets both (configured)"
-    if nonconverter_revenue:
-        return ["revenue"], "non-converting rows have revenue: learners model revenue"
-    if revenue_per_conversion_is_constant(catalog, (d.X, d.action, d.y, revenue)):
-        return ["conversion"], "one revenue per conversion per action: learners model P(convert)"
-    return ["conversion", "revenue"], "order values vary: learners model P(convert) x order value and revenue"
-
-
-def _feasible_learners(
-    d: FitData, folds: np.ndarray, catalog: ActionCatalog, cfg: TrainConfig
-) -> tuple[list[str], list[str]]:
-    """Per-action learners (T, DR) need every action in every fold's training part and held-out fold; the
-    shared S-learner does not. Logged data from a live policy often has thin arms (an action explored rarely
-    or suppressed by rules), so those learners are skipped, with a note, instead of failing the job."""
-    control = catalog.index[catalog.control]
-    k = int(folds.max()) + 1
-    thin: set[str] = set()
-    for f in range(k):
-        train = np.bincount(d.action[folds != f], minlength=len(catalog.ids))
-        held = np.bincount(d.action[folds == f], minlength=len(catalog.ids))
-        if train[control] == 0 or held[control] == 0:
-            raise DataError(f"fold {f + 1} of {k} has no rows of the control action {catalog.control!r}")
-        thin |= {a for i, a in enumerate(catalog.ids) if train[i] < THIN_TRAIN or held[i] < THIN_HELD}
-    notes: list[str] = []
-    learners = list(cfg.learners)
-    cost = len(d) * (len(catalog.ids) - 1)
-    if "dr" in learners and len(learners) > 1 and cost > cfg.dr_max_row_treatments:
-        learners.remove("dr")
-        notes.append(
-            f"DR-learner skipped: {len(d):,} rows x {len(catalog.ids) - 1} treatments = {cost:,} row-fits per fold "
-            f"(dr_max_row_treatments {cfg.dr_max_row_treatments:,})"
-        )
-    if not thin:
-        return learners, notes
-    kept = [learner for learner in cfg.learners if learner == "s"]
-    if not kept:
-        raise DataError(
-            f"actions {sorted(thin)} have too few rows for per-action learners {list(cfg.learners)}; "
-            "add the S-learner (learners: [s, ...]) or collect more data"
-        )
-    skipped = [learner for learner in cfg.learners if learner != "s"]
-    note = (
-        f"thin actions {sorted(thin)}: per-action learners {skipped} skipped"
-        if skipped
-        else f"thin actions {sorted(thin)}"
-    )
-    return kept, [note]
 
 
 def train(
@@ -188,13 +121,14 @@ def _train(
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     fit_set, test_set = split_test(ds, cfg.test_fraction, cfg.seed)
+    cfg = cfg.for_rows(len(fit_set.frame))  # num_leaves: auto, by the rows the models will see
     encoder = FeatureEncoder.fit(fit_set.frame, ds.numeric, ds.categorical)
-    d = _fit_data(fit_set, encoder, catalog)
+    d = fit_data(fit_set, encoder, catalog)
     revenue = fit_set.frame["revenue"].to_numpy(dtype=np.float64)
     reward = fit_set.rewards(catalog)
     folds = assign_folds(fit_set.frame, cfg.folds, cfg.seed)
-    learners, notes = _feasible_learners(d, folds, catalog, cfg)
-    targets, why = _targets(cfg, catalog, d, revenue)
+    learners, notes = feasible_learners(d, folds, catalog, cfg)
+    targets, why = choose_targets(cfg, catalog, d, revenue)
     notes.append(why)
     descriptors = ActionDescriptors.from_catalog(catalog, encoder.feature_names)
     fitter = CrossFitter(catalog, cfg, descriptors, tuple(encoder.categorical_indices), d, revenue, folds, say)
@@ -353,7 +287,7 @@ def _train(
     )
     say("evaluate")
     t0 = time.perf_counter()
-    oof_set = _with_predictions(fit_set, catalog, display_p, oof_revenue)
+    oof_set = with_predictions(fit_set, catalog, display_p, oof_revenue)
     s_oof = scored(fit_set, catalog, display_p, oof_revenue)
     if test_set is not None:
         probs = logging_probs(test_set) if logging_probs else None
@@ -417,32 +351,3 @@ def _display_conversion(
     member = next(m for m in members if m.name == best[0].fitted.spec.name)
     assert best[0].p is not None
     return member, best[0].p
-
-
-def _with_predictions(ds: TrainingSet, catalog: ActionCatalog, p: np.ndarray, revenue: np.ndarray) -> TrainingSet:
-    """The rows with their out-of-fold predictions as columns, logged so that evaluation and promotion can
-    judge the model on rows it was trained on without the optimism of scoring its own training data."""
-    frame = ds.frame.copy()
-    for j, a in enumerate(catalog.ids):
-        frame[f"{OOF_PREFIX}p__{a}"] = p[:, j]
-        frame[f"{OOF_PREFIX}revenue__{a}"] = revenue[:, j]
-    return TrainingSet(frame, ds.numeric, ds.categorical, ds.source, ds.feature_service, ds.truth, ds.notes)
-
-
-def row_keys(frame: Any) -> np.ndarray:
-    """A content hash of each logged row (everything but the out-of-fold columns): the same row logged with
-    two training runs gets the same key."""
-    import pandas as pd
-
-    cols = sorted(c for c in frame.columns if not str(c).startswith(OOF_PREFIX))
-    keys: np.ndarray = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
-    return keys
-
-
-def logged_predictions(frame: Any, action_ids: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
-    """The out-of-fold (p, revenue) logged with an evaluation split, or None (a held-out test split)."""
-    cols_p = [f"{OOF_PREFIX}p__{a}" for a in action_ids]
-    cols_r = [f"{OOF_PREFIX}revenue__{a}" for a in action_ids]
-    if not all(c in frame.columns for c in (*cols_p, *cols_r)):
-        return None
-    return frame[cols_p].to_numpy(dtype=np.float64), frame[cols_r].to_numpy(dtype=np.float64)

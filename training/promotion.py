@@ -42,7 +42,7 @@ def _champion_scores(champion: Any, record: Any, rows: Any, catalog: ActionCatal
     import pandas as pd
 
     from nextbest.training.evaluation import scored
-    from nextbest.training.pipeline import logged_predictions, row_keys
+    from nextbest.training.oof_rows import logged_predictions, row_keys
 
     s = score(champion, rows, catalog)
     try:

@@ -39,6 +39,12 @@ Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
 ParamValue = Scalar | list[Scalar]
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Limits on a rule file (rules are pasted into the explorer's what-if, from anyone with the key): generous for
+# hand-written guardrails, small enough that compiling and evaluating them cannot pin a worker.
+MAX_RULES = 500
+MAX_WHEN = 4_000
+MAX_NESTING = 32
+MAX_MACRO_NESTING = 2
 
 
 class LeverEffect(BaseModel):
@@ -57,7 +63,9 @@ class RuleSpec(BaseModel):
     id: str
     description: str = Field(min_length=1)
     owner: str = Field(min_length=1)
-    when: str = Field(min_length=1, description="CEL condition; the effect applies when it is true.")
+    when: str = Field(
+        min_length=1, max_length=MAX_WHEN, description="CEL condition; the effect applies when it is true."
+    )
     effect: Literal["suppress"] | LeverEffect
     message: str = Field(min_length=1, description="Shown in decisions for every action the rule hits.")
     mode: Mode = "enforce"
@@ -77,7 +85,7 @@ class RuleFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: str = Field(min_length=1, description="A human label; the served version is a content hash.")
-    rules: tuple[RuleSpec, ...]
+    rules: tuple[RuleSpec, ...] = Field(max_length=MAX_RULES)
 
 
 class ParamsFile(BaseModel):
@@ -163,12 +171,26 @@ def _validation_message(exc: ValidationError, raw: object) -> str:
     return f"{rule}{where}: {str(first['msg']).removeprefix('Value error, ')}"
 
 
+def parse_yaml(text: str, source: str) -> object:
+    """``text`` parsed; whatever PyYAML raises (a syntax error, an impossible date, nesting deep enough to
+    exhaust the stack) is a one-line :class:`ConfigError` naming ``source``, so a bad rule file is rejected
+    like any other invalid one (the last good ruleset stays live)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. 2026-02-30 as a date
+        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+
+
 def _yaml(path: Path) -> object:
     if not path.is_file():
         raise ConfigError(f"{path}: file does not exist")
     text = path.read_text()
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -198,6 +220,25 @@ def load_params(path: Path) -> dict[str, Any]:
     return parse_params(_yaml(path), str(path))
 
 
+_MACRO = re.compile(r"\.\s*(all|exists|exists_one|map|filter)\s*$")
+
+
+def _nesting(expression: str) -> tuple[int, int]:
+    """The deepest bracket nesting of a CEL expression, and the deepest nesting of comprehension macros
+    (``all``, ``exists``, ``exists_one``, ``map``, ``filter``: each multiplies the work of those inside it).
+    String literals are scanned too: a cheap bound, never an underestimate."""
+    stack: list[bool] = []
+    deepest = macros = 0
+    for i, ch in enumerate(expression):
+        if ch in "([{":
+            stack.append(ch == "(" and _MACRO.search(expression, 0, i) is not None)
+            deepest = max(deepest, len(stack))
+            macros = max(macros, sum(stack))
+        elif ch in ")]}" and stack:
+            stack.pop()
+    return deepest, macros
+
+
 def build_ruleset(
     document: object, params: Mapping[str, Any], *, source: str = "<rules>", params_source: str = "<params>"
 ) -> Ruleset:
@@ -208,6 +249,8 @@ def build_ruleset(
         parsed = RuleFile.model_validate(document)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_validation_message(exc, document)}") from exc
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
     seen: set[str] = set()
     for spec in parsed.rules:
         if spec.id in seen:
@@ -215,7 +258,18 @@ def build_ruleset(
         seen.add(spec.id)
         if spec.valid_from and spec.valid_until and spec.valid_until < spec.valid_from:
             raise ConfigError(f"{source}: rule {spec.id}: valid_until is before valid_from")
-    rules = tuple(compile_rule(spec, params, source) for spec in parsed.rules)
+        depth, macros = _nesting(spec.when)
+        if depth > MAX_NESTING:
+            raise ConfigError(f"{source}: rule {spec.id}: when: nested {depth} deep; at most {MAX_NESTING}")
+        if macros > MAX_MACRO_NESTING:
+            raise ConfigError(
+                f"{source}: rule {spec.id}: when: comprehensions (all, exists, map, filter) nested {macros} deep; "
+                f"at most {MAX_MACRO_NESTING}"
+            )
+    try:
+        rules = tuple(compile_rule(spec, params, source) for spec in parsed.rules)
+    except RecursionError:
+        raise ConfigError(f"{source}: a when expression is nested too deeply to compile") from None
     payload = json.dumps({"rules": parsed.model_dump(mode="json"), "params": dict(params)}, sort_keys=True)
     version = hashlib.sha256(payload.encode()).hexdigest()[:12]
     return Ruleset(parsed.version, version, rules, dict(params), source, params_source, parsed.rules)

@@ -282,3 +282,27 @@ def test_decisions_need_a_key_once_keys_are_set_and_readiness_hides_its_details(
         assert str(runtime.settings.home) not in json.dumps(anonymous)
         full = c.get("/ready", headers={"X-API-Key": "admin-key"}).json()
         assert "model_source" in full["details"] and "last_reload_error" in full["details"]
+
+
+@pytest.mark.parametrize("path", ["/events", "/feedback", "/feedback/batch", "/decide/batch"])
+def test_a_body_that_is_not_json_is_a_422_naming_the_body(client: TestClient, path: str) -> None:
+    r = _post(client, path, '{"customer_id": 12,')
+    assert r.status_code == 422 and r.json()["field"] == "body", r.text
+
+
+@pytest.mark.parametrize(
+    ("rules_yaml", "needle"),
+    [
+        ("version: x\nrules:\n  - {id: a, description: d, owner: o, when: 'true', effect: suppress, message: m, "
+         "valid_from: 2026-02-30}", "day is out of range"),
+        ("[" * 3000 + "]" * 3000, "nested too deeply"),
+        ("version: x\nrules:\n  - {id: a, description: d, owner: o, effect: suppress, message: m, "
+         "when: '[1].all(x, [2].all(y, [3].exists(z, z > x)))'}", "comprehensions"),
+    ],
+)  # fmt: skip
+def test_a_what_if_that_cannot_be_parsed_or_would_pin_a_worker_is_a_422(
+    client: TestClient, rules_yaml: str, needle: str
+) -> None:
+    body = {"customer_id": 12, "channel": "email", "whatif": {"rules_yaml": rules_yaml}}
+    r = client.post("/explorer/lookup", json=body)
+    assert r.status_code == 422 and needle in r.json()["error"], r.text

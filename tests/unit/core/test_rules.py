@@ -97,6 +97,21 @@ BAD_FILES = [
     ("bad id", {"id": "Second-Rule"}, "rule Second-Rule: id: must be lower_snake_case"),
     ("duplicate id", {"id": "first"}, "rule first: duplicate rule id"),
     ("shadowed name", {"when": '"[1].exists(customer, customer > 0)"'}, "rule second: when: 'customer' is reserved"),
+    # Nothing a file holds escapes as anything but a one-line rejection (issue 14).
+    ("impossible date", {"effect": "suppress\n    valid_from: 2026-02-30"}, "not valid YAML: day is out of range"),
+    ("deep yaml", {"effect": "suppress\n    x: " + "[" * 3000 + "]" * 3000}, "not valid YAML: nested too deeply"),
+    ("infinite lever", {"effect": "{lever: .inf}"}, "rule second: effect:"),
+    ("deep expression", {"when": '"' + "(" * 40 + "true" + ")" * 40 + '"'}, "rule second: when: nested 40 deep"),
+    (
+        "nested comprehensions",
+        {"when": '"[1].all(x, [2].all(y, [3].exists(z, z > x)))"'},
+        "rule second: when: comprehensions (all, exists, map, filter) nested 3 deep",
+    ),
+    (
+        "long expression",
+        {"when": '"' + " || ".join(["true"] * 900) + '"'},
+        "rule second: when: String should have at most",
+    ),
 ]
 
 

@@ -110,3 +110,22 @@ def test_ladder_scores_every_tree_count_as_one_by_one(kind: str, objective: str)
         assert got.shape == want.shape == (len(test.y), 3)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     assert not np.allclose(staged[0], staged[-1])  # the counts differ, so do the predictions
+
+
+def test_auto_leaves_are_smaller_on_small_data() -> None:
+    from nextbest.training.config import SMALL_DATA_LEAVES, SMALL_DATA_ROWS, TrainConfig, load_train_config
+
+    shipped = load_train_config()  # training/configs/default.yaml
+    assert shipped.grid[0].num_leaves == "auto" and TrainConfig().grid[0].num_leaves == "auto"
+    assert shipped.for_rows(SMALL_DATA_ROWS - 1).grid[0].num_leaves == SMALL_DATA_LEAVES == 15
+    assert shipped.for_rows(SMALL_DATA_ROWS).grid[0].num_leaves == 31
+    fixed = TrainConfig(grid=(BoosterParams(num_leaves=63),))
+    assert fixed.for_rows(1_000) is fixed  # a number is kept as configured
+    # An estimator given "auto" directly resolves it by the rows it is fitted on.
+    train, valid = make(2_000, 1), make(1_000, 2)
+    descriptors = ActionDescriptors.from_catalog(CATALOG, FEATURES)
+    est = LEARNERS["s"](BoosterParams(num_leaves="auto", max_trees=30), 10, (), 0, 2, 2, descriptors)
+    est.fit(train.X, train.action, train.y, propensity=train.propensity, action_ids=CATALOG.ids, control="none",
+            eval_set=valid)  # fmt: skip
+    trees = [t for b in est.head_.boosters.values() for t in b.dump_model()["tree_info"]]
+    assert trees and max(t["num_leaves"] for t in trees) <= SMALL_DATA_LEAVES
