@@ -220,22 +220,26 @@ def load_params(path: Path) -> dict[str, Any]:
     return parse_params(_yaml(path), str(path))
 
 
-_MACRO = re.compile(r"\.\s*(all|exists|exists_one|map|filter)\s*$")
+_MACROS = (".all", ".exists", ".exists_one", ".map", ".filter")
 
 
 def _nesting(expression: str) -> tuple[int, int]:
     """The deepest bracket nesting of a CEL expression, and the deepest nesting of comprehension macros
     (``all``, ``exists``, ``exists_one``, ``map``, ``filter``: each multiplies the work of those inside it).
-    String literals are scanned too: a cheap bound, never an underestimate."""
+    One pass over the expression without whitespace; string literals are scanned too: a cheap bound, never an
+    underestimate."""
+    compact = "".join(expression.split())
     stack: list[bool] = []
-    deepest = macros = 0
-    for i, ch in enumerate(expression):
+    deepest = macros = inside = 0
+    for i, ch in enumerate(compact):
         if ch in "([{":
-            stack.append(ch == "(" and _MACRO.search(expression, 0, i) is not None)
+            macro = ch == "(" and compact.endswith(_MACROS, max(0, i - 11), i)
+            stack.append(macro)
+            inside += macro
             deepest = max(deepest, len(stack))
-            macros = max(macros, sum(stack))
+            macros = max(macros, inside)
         elif ch in ")]}" and stack:
-            stack.pop()
+            inside -= stack.pop()
     return deepest, macros
 
 
