@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import atexit
 import gc
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -262,7 +264,7 @@ class DecisionRuntime:
         if fb.customer_id is not None and fb.customer_id != stored.customer_id:
             raise FieldError("customer_id", f"decision {fb.decision_id} belongs to customer {stored.customer_id}")
         ts = fb.timestamp.timestamp() if fb.timestamp else time.time()
-        feedback_id = fb.feedback_id or uuid.uuid4().hex
+        feedback_id = fb.feedback_id or content_id(fb)
         record = FeedbackRecord(
             feedback_id, fb.decision_id, stored.customer_id, ts, fb.type, fb.revenue, {"source": "api"}
         )
@@ -418,6 +420,14 @@ def freeze_startup_objects() -> None:
     gc.collect()
     gc.freeze()
     atexit.register(gc.unfreeze)
+
+
+def content_id(fb: FeedbackRequest) -> str:
+    """The default ``feedback_id``: derived from what the feedback says (decision, type, revenue, and its time
+    when the caller gave one), so a retry without an id is the same feedback, recorded once. Two purchases on
+    one decision are told apart by their timestamps, or by ids of their own."""
+    stated = [fb.decision_id, fb.type, fb.revenue, fb.timestamp.isoformat() if fb.timestamp else None]
+    return "fb-" + hashlib.sha256(json.dumps(stated).encode()).hexdigest()[:32]
 
 
 def _used(row: CustomerFeatures | None) -> dict[str, Any]:

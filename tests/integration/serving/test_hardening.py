@@ -306,3 +306,20 @@ def test_a_what_if_that_cannot_be_parsed_or_would_pin_a_worker_is_a_422(
     body = {"customer_id": 12, "channel": "email", "whatif": {"rules_yaml": rules_yaml}}
     r = client.post("/explorer/lookup", json=body)
     assert r.status_code == 422 and needle in r.json()["error"], r.text
+
+
+# Nothing counted twice -------------------------------------------------------------------------------------
+def test_a_feedback_retry_without_an_id_is_recorded_once(client: TestClient, runtime: DecisionRuntime) -> None:
+    d = _decision(client, customer_id=23)
+    conversion = {"decision_id": d["decision_id"], "type": "conversion", "revenue": 42.0}
+    first, retry = client.post("/feedback", json=conversion).json(), client.post("/feedback", json=conversion).json()
+    assert first["recorded"] and not retry["recorded"] and first["feedback_id"] == retry["feedback_id"]
+    batch = client.post("/feedback/batch", json={"items": [conversion, conversion]}).json()["results"]
+    assert [x["recorded"] for x in batch] == [False, False]
+    # Two purchases on one decision: told apart by their times (or ids of their own).
+    now = datetime.now(UTC)
+    for minutes in (1, 2):
+        at = {**conversion, "timestamp": (now - timedelta(minutes=minutes)).isoformat()}
+        assert client.post("/feedback", json=at).json()["recorded"]
+    rows = [r for r in runtime.backends.log.training_rows() if r["decision_id"] == d["decision_id"]]
+    assert len(rows) == 1 and rows[0]["revenue"] == 3 * 42.0 and rows[0]["feedback_count"] == 3
