@@ -108,10 +108,15 @@ def _matches(given: bytes, key: SecretStr | None) -> bool:
     return key is not None and bool(given) and secrets.compare_digest(given, key.get_secret_value().encode())
 
 
+def authenticated(request: Request) -> bool:
+    """True when no API key is set or the request carries it."""
+    expected = runtime_of(request).settings.serving.api_key
+    return expected is None or _matches(_given_key(request), expected)
+
+
 def require_api_key(request: Request) -> None:
     """When ``NEXTBEST_SERVING__API_KEY`` is set, writes and admin calls need it (X-API-Key or Bearer)."""
-    expected = runtime_of(request).settings.serving.api_key
-    if expected is not None and not _matches(_given_key(request), expected):
+    if not authenticated(request):
         raise PermissionError("missing or wrong API key (send it as X-API-Key)")
 
 
@@ -123,12 +128,6 @@ def require_decide_key(request: Request) -> None:
     given = _given_key(request)
     if not (_matches(given, serving.decide_api_key) or _matches(given, serving.api_key)):
         raise PermissionError("missing or wrong API key (send it as X-API-Key)")
-
-
-def authenticated(request: Request) -> bool:
-    """True when no key is set or the request carries the API key (readiness shows its details then)."""
-    expected = runtime_of(request).settings.serving.api_key
-    return expected is None or _matches(_given_key(request), expected)
 
 
 Runtime = Annotated[Any, Depends(runtime_of)]

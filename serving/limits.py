@@ -14,6 +14,8 @@ from typing import Any
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 
+from nextbest.serving.schemas import ErrorResponse
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -41,8 +43,7 @@ def body_limit(path: str, single: int, batch: int) -> int:
 
 
 async def too_large(send: Send, limit: int) -> None:
-    message = str(BodyTooLarge(limit).detail)
-    body = to_json({"error": message, "field": "body", "detail": []})
+    body = to_json(ErrorResponse(error=str(BodyTooLarge(limit).detail), field="body").model_dump())
     await send(
         {
             "type": "http.response.start",

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nextbest.core.decision import Decision, DecisionRequest
@@ -27,6 +28,7 @@ from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackR
 from nextbest.serving.decision_output import canonical, request_hash, respond, validated
 from nextbest.serving.decision_output import record as decision_record
 from nextbest.serving.metrics import Metrics, NullMetrics
+from nextbest.serving.readiness import readiness
 from nextbest.serving.schemas import (
     DecideRequest,
     DecisionResponse,
@@ -233,9 +235,7 @@ class DecisionRuntime:
         """Apply an event to the online store; when the store is down, spool it (never lose it)."""
         from nextbest.core.events import EVENT_VIEW
 
-        too_late = future_time_error(event.timestamp, time.time(), self.settings.serving.max_clock_skew_s)
-        if too_late:
-            raise FieldError("timestamp", too_late)
+        self._not_in_future(event.timestamp)
         writer = self.backends.events
         try:
             if writer is None:
@@ -255,9 +255,7 @@ class DecisionRuntime:
 
     def feedback(self, fb: FeedbackRequest) -> FeedbackResponse:
         if fb.timestamp is not None:
-            too_late = future_time_error(fb.timestamp, time.time(), self.settings.serving.max_clock_skew_s)
-            if too_late:
-                raise FieldError("timestamp", too_late)
+            self._not_in_future(fb.timestamp)
         stored = self.backends.log.get(fb.decision_id)
         if stored is None:
             raise NotFoundError(f"decision_id: decision {fb.decision_id} does not exist")
@@ -271,6 +269,12 @@ class DecisionRuntime:
         recorded = self.backends.log.record_feedback(record)
         self.metrics.feedback.labels(fb.type, str(recorded).lower()).inc()
         return FeedbackResponse(decision_id=fb.decision_id, feedback_id=feedback_id, recorded=recorded)
+
+    def _not_in_future(self, timestamp: datetime) -> None:
+        """A 422 naming ``timestamp`` when it is further ahead than the allowed clock skew."""
+        too_late = future_time_error(timestamp, time.time(), self.settings.serving.max_clock_skew_s)
+        if too_late:
+            raise FieldError("timestamp", too_late)
 
     def feedback_many(self, items: list[FeedbackRequest]) -> list[FeedbackResult]:
         """Each item on its own: one unknown decision does not reject the others."""
@@ -289,78 +293,8 @@ class DecisionRuntime:
 
     # Operations ---------------------------------------------------------------------------------------------
     def readiness(self, details: bool = True) -> ReadinessResponse:
-        """What is degraded and which versions are live; without ``details`` (a caller without the API key),
-        only the instance id and the state of each backend: no file paths, rule text or reload errors."""
-        full = self._readiness()
-        if details:
-            return full
-        safe = ("instance_id", "spooled", "decision_log", "online_store", "rule_count")
-        return full.model_copy(
-            update={
-                "degraded": [f"{len(full.degraded)} problem(s); send the API key for details"] if full.degraded else [],
-                "details": {k: full.details[k] for k in safe},
-            }
-        )
-
-    def _readiness(self) -> ReadinessResponse:
-        degraded: list[str] = []
-        store_ok = False
-        if self.backends.features is None:
-            degraded.append(f"online store unavailable: {self.backends.features_error}")
-        elif getattr(self.backends.features, "key_problem", None):
-            degraded.append(self.backends.features.key_problem)
-        else:
-            try:  # one read of a customer id that never exists: a round trip to Redis, a query on SQLite
-                self.backends.features.read_one("0")
-                store_ok = True
-            except Exception as exc:
-                degraded.append(f"online store unreachable: {type(exc).__name__}: {str(exc)[:200]}")
-        components = self.components
-        loaded = components.model
-        if loaded.model is None:
-            degraded.append(loaded.error or "no model loaded")
-        diff, gaps = components.catalog_diff, components.gaps
-        try:
-            log_ok = bool(self.backends.log.ping())
-        except Exception:
-            log_ok = False
-        if not log_ok:
-            degraded.append("decision log unreachable: decisions are spooled locally")
-        status = self.components.policy_status
-        policy = self.components.policy
-        if status.error:
-            degraded.append(
-                f"last rules/catalog reload rejected (serving ruleset {policy.ruleset.version}): {status.error}"
-            )
-        spooled = {kind: self.spool.pending(kind) for kind in ("decisions", "events")}
-        for kind, n in spooled.items():
-            self.metrics.spooled.labels(kind).set(n)
-        return ReadinessResponse(
-            ready=True,
-            degraded=degraded,
-            model_version=loaded.version,
-            ruleset_version=policy.ruleset.version,
-            catalog_version=policy.catalog.content_hash,
-            feature_service=self.settings.serving.feature_service,
-            details={
-                "instance_id": self.settings.serving.instance_id,
-                "model_source": loaded.source,
-                "ruleset_loaded_at": status.loaded_at,
-                "rules_reloads": status.reloads,
-                "rules_rejected": status.rejected,
-                "last_reload_error": status.error,
-                "rule_count": policy.ruleset.rule_count,
-                "spooled": spooled,
-                "decision_log": log_ok,
-                "online_store": store_ok,
-                # The model's contract: a refused model, what the live catalog changes that the model tolerates,
-                # and rules or model features the decision's features lack (logged once when they change).
-                "model_refused": components.refused_model,
-                "catalog_differences": list(diff.tolerated) if diff is not None else None,
-                "feature_gaps": gaps.describe(components.features_label) or None,
-                "feature_gap_details": gaps.as_dict() if gaps else None,
-            },
-        )
+        """What is degraded and which versions are live (``serving.readiness``)."""
+        return readiness(self, details)
 
     def reload(self, force: bool = False, include_model: bool = True) -> dict[str, Any]:
         """Reload rules and catalog (when their files changed, or always with ``force``) and the model."""

@@ -15,15 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
+from nextbest.core.events import MAX_AMOUNT
 from nextbest.core.ids import CustomerId
 
 MAX_ID = 128
 MAX_CONTEXT_TEXT = 1024
-MAX_REVENUE = 1e9
 #: Identifiers and context strings: no control characters (a NUL byte cannot be stored by PostgreSQL, a newline
 #: breaks log lines and CSV exports).
 _NO_CONTROLS = r"^[^\x00-\x1f\x7f]*$"
-Text = Annotated[str, Field(max_length=MAX_CONTEXT_TEXT, pattern=_NO_CONTROLS)]
 Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID, pattern=_NO_CONTROLS)]
 ContextKey = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROLS)]
 MAX_CONTEXT_NUMBER = 1e15
@@ -156,7 +155,7 @@ class DecideBatchResponse(_Strict):
 class FeedbackRequest(_Strict):
     decision_id: Identifier
     type: Literal["impression", "click", "conversion", "dismissed"]
-    revenue: float | None = Field(None, ge=0, le=MAX_REVENUE, description="Order revenue, for conversions.")
+    revenue: float | None = Field(None, ge=0, le=MAX_AMOUNT, description="Order revenue, for conversions.")
     customer_id: CustomerId | None = Field(None, description="Checked against the decision's customer when given.")
     timestamp: datetime | None = Field(
         None, description="When it happened (defaults to now); at most the service's clock skew in the future."

@@ -17,7 +17,7 @@ from nextbest.core.ids import CustomerId
 Row = dict[str, Any]
 
 
-MAX_AMOUNT = 1e9
+MAX_AMOUNT = 1e9  # any amount of money: order values, cart values, feedback revenue
 
 
 class _Event(BaseModel):

@@ -177,8 +177,6 @@ def parse_yaml(text: str, source: str) -> object:
     like any other invalid one (the last good ruleset stays live)."""
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise
     except RecursionError:
         raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. 2026-02-30 as a date
