@@ -82,7 +82,14 @@ def widen(model: Any, catalog: Any) -> Any:
         value=value,
         calibration=model.calibration,
         decision_margin=model.decision_margin,
-        metadata={**model.metadata, "name": "bench-20-actions", "actions": len(catalog.ids)},
+        metadata={
+            **model.metadata,
+            "name": "bench-20-actions",
+            "actions": len(catalog.ids),
+            # the catalog it scores, which the service checks against the live one (else it refuses the model)
+            "catalog": catalog.model_dump(mode="json"),
+            "catalog_hash": catalog.content_hash,
+        },
     )
 
 

@@ -192,9 +192,13 @@ def main() -> None:
         finally:
             import psycopg
 
+            from nextbest.serving.log_history import drop_statements
+
             with psycopg.connect(args.postgres_url, autocommit=True) as conn:
                 for t in (tag, tag + "c"):
-                    conn.execute(f"DROP TABLE IF EXISTS {t}feedback, {t}decisions, {t}floor")
+                    conn.execute(f"DROP TABLE IF EXISTS {t}floor")
+                    for sql in drop_statements(t):  # the log's tables, its history summaries and their triggers
+                        conn.execute(sql)
 
 
 if __name__ == "__main__":

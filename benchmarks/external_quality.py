@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,9 @@ def _write_inputs(sc: Any, work: Path) -> tuple[Path, Path, Path]:
     return log, holdout, catalog
 
 
-def nextbest_cli(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+def nextbest_cli(
+    sc: Any, work: Path, config: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """``nextbest train --data`` and ``nextbest decide-batch``, in a fresh NEXTBEST_HOME, defaults otherwise."""
     import pandas as pd
 
@@ -112,7 +115,8 @@ def nextbest_cli(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     env = {**os.environ, "NEXTBEST_HOME": str(work / "home")}
     env.pop("NEXTBEST_CATALOG_PATH", None)
     started = time.perf_counter()
-    subprocess.run([exe, "train", "--data", str(log), "--catalog", str(catalog)], env=env, check=True,
+    extra = ["--config", str(config)] if config is not None else []
+    subprocess.run([exe, "train", "--data", str(log), "--catalog", str(catalog), *extra], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     train_s = time.perf_counter() - started
     out = work / "decisions.parquet"
@@ -127,7 +131,9 @@ def nextbest_cli(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return (*_decoded(sc, frame), {"train_seconds": train_s})
 
 
-def nextbest_inprocess(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+def nextbest_inprocess(
+    sc: Any, work: Path, config: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """The same functions as the CLI path (file validation, training with default settings, the batch
     decision core with the default rules), without MLflow and subprocesses."""
     from nextbest.core.catalog import ActionCatalog
@@ -142,7 +148,7 @@ def nextbest_inprocess(sc: Any, work: Path) -> tuple[np.ndarray, np.ndarray, np.
 
     settings = load_settings(home=work / "home")
     catalog = ActionCatalog.model_validate(sc.catalog)
-    cfg = load_train_config()
+    cfg = load_train_config(config)
     started = time.perf_counter()
     result = train(from_frame(sc.log, catalog, "file:log.parquet", cfg.min_rows_per_action), catalog, cfg)
     train_s = time.perf_counter() - started
@@ -184,7 +190,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         cache = json.loads(Path(args.cache).read_text())
     version = _source_hash()
     refs = [r for r in (*REFERENCE_NAMES, *BASELINES) if not (args.no_forest and r == "uplift_forest")]
-    runner = nextbest_cli if args.path == "cli" else nextbest_inprocess
+    runner = partial(nextbest_cli if args.path == "cli" else nextbest_inprocess, config=args.train_config)
     rows: list[dict[str, Any]] = []
     jobs = [(s, n, seed) for s in args.scenarios for n in args.sizes for seed in args.seeds]
     for name, size, seed in tqdm(jobs, desc="external quality", unit="run"):
@@ -310,6 +316,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--holdout", type=int, default=50_000)
     parser.add_argument("--path", choices=["cli", "inprocess"], default="cli")
+    parser.add_argument(
+        "--train-config", type=Path, default=None, help="a training config for nextbest (experiments; default: none)"
+    )
     parser.add_argument("--cache", help="JSON file caching reference results between runs")
     parser.add_argument("--json", help="write every run's figures here")
     parser.add_argument("--no-forest", action="store_true", help="skip causalml's uplift forest (slow at 200k)")

@@ -33,6 +33,11 @@ class ConflictError(NextbestError):
         self.field = field
 
 
+class AuthError(NextbestError):
+    """A request without the API key it needs (the service answers 401; not Python's ``PermissionError``, which
+    a file system raises)."""
+
+
 class UnavailableError(NextbestError):
     """A backend (online store, registry, decision log) cannot be reached right now."""
 

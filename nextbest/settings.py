@@ -58,6 +58,21 @@ class ServingSettings(BaseModel):
         300.0, ge=0.0, le=86_400.0, description="Events and feedback dated further in the future are refused (422)."
     )
     latency_budget_ms: float = Field(50.0, gt=0)
+    whatif_timeout_s: float = Field(
+        5.0, gt=0.0, le=120.0, description="Longest the explorer's what-if (a pasted ruleset) may run (422 after)."
+    )
+    spool_max_bytes: int = Field(
+        1_073_741_824,
+        ge=65_536,
+        description="Cap of the local spool (records kept while the decision log or online store is down); at "
+        "the cap a decision is served logged: false and an event or feedback gets a 503. /ready warns at 80%.",
+    )
+    spool_replay_batch: int = Field(
+        500, ge=1, le=100_000, description="Records replayed per kind and step (in the background, in order)."
+    )
+    spool_replay_interval_s: float = Field(
+        1.0, gt=0.0, le=3_600.0, description="How often the service retries writing spooled records."
+    )
     api_key: SecretStr | None = Field(
         None, description="Needed by writes, admin, the explorer's data and (unless decide_api_key is set) /decide."
     )

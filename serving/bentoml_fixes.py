@@ -1,4 +1,5 @@
-"""A fix for BentoML 1.4's request timeout, applied in the service's worker before it serves.
+"""Fixes for BentoML 1.4, applied in the service's worker before it serves: its request timeout, and (at the
+end) the 500 its own endpoints give a body Starlette cannot parse.
 
 ``bentoml._internal.server.http.traffic.TimeoutMiddleware`` (the ``traffic.timeout`` of a service) schedules
 ``loop.call_later(timeout, ...)`` for every request and never cancels it. Each pending timer keeps the
@@ -59,3 +60,30 @@ def cancel_request_timers() -> None:
     if not getattr(TimeoutMiddleware, _PATCHED, False):
         TimeoutMiddleware.__call__ = _call  # type: ignore[method-assign]
         setattr(TimeoutMiddleware, _PATCHED, True)
+
+
+_ANSWERS_BAD_REQUESTS = "_nextbest_answers_bad_requests"
+
+
+def answer_bad_requests() -> None:
+    """BentoML's own endpoints (``/ping``) answer a request Starlette refuses to parse (a multipart body without
+    a boundary) with its 4xx, as JSON ``{"error", "detail"}``, instead of a 500: ``api_endpoint_wrapper`` turns
+    every exception it does not know, Starlette's ``HTTPException`` included, into a 500 (idempotent)."""
+    from _bentoml_impl.server.app import ServiceAppFactory
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse
+
+    if getattr(ServiceAppFactory, _ANSWERS_BAD_REQUESTS, False):
+        return
+    endpoint = ServiceAppFactory.api_endpoint
+
+    async def api_endpoint(self: Any, name: str, request: Any) -> Any:
+        try:
+            return await endpoint(self, name, request)
+        except HTTPException as exc:
+            if exc.status_code >= 500:
+                raise
+            return JSONResponse({"error": str(exc.detail), "detail": []}, status_code=exc.status_code)
+
+    ServiceAppFactory.api_endpoint = api_endpoint  # type: ignore[method-assign]
+    setattr(ServiceAppFactory, _ANSWERS_BAD_REQUESTS, True)

@@ -11,7 +11,9 @@ replicas) produce exactly one row and every caller gets that row back. Re-record
 
 ``contacts`` returns rows in the format and vocabulary of :class:`nextbest.core.contact.HistoryBuilder`: one
 ``sent`` row per served contact plus one row per kind of feedback on it (``impression``, ``click``,
-``conversion``; ``dismissed`` feedback becomes ``ignored``). ``training_rows`` is what retraining reads.
+``conversion``; ``dismissed`` feedback becomes ``ignored``). ``history`` is what a decision reads instead: the
+same map from summaries the log keeps (``serving/log_history.py``), at a cost that does not grow with the
+customer's history. ``training_rows`` is what retraining reads.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from nextbest.core.contact import Bounds, ContactSummary, History, HistoryBuilder
 from nextbest.errors import ConfigError, DataError, NotFoundError
+from nextbest.serving.log_history import CONTROL, history_params, history_statement, names
 from nextbest.serving.log_sql import (
     ACTIVITY_COLUMNS,
     DECISION_COLUMNS,
@@ -123,6 +127,8 @@ class DecisionLog(ABC):
         self.feedback_table = f = f"{table_prefix}feedback"
         self.tables = (d, f)
         self._sql = {k: v.replace("?", self.placeholder) for k, v in statements(d, f).items()}
+        self.history_names = names(table_prefix)  # the contact-history summaries (serving/log_history.py)
+        self._sql["history"] = history_statement(self.history_names, self.placeholder)  # named parameters
 
     # Backend hooks -------------------------------------------------------------------------------------------
     @abstractmethod
@@ -226,7 +232,9 @@ class DecisionLog(ABC):
         outcome)``, oldest first: a ``sent`` row per served decision that is not in the control group, has a
         delivery channel and is not ``control_action`` (with ``delivered_only``, only decisions with feedback,
         i.e. that the caller confirmed it acted on); then one row per feedback type on it, at its first
-        arrival (never before the send)."""
+        arrival (never before the send). Rows of one second: sends first, by exact time then decision id.
+
+        Every row of the window: what tests, replays and tools read. A decision reads :meth:`history`."""
         args = (customer_key(customer_id), float(since), control_action)
         query = self._sql["contacts_delivered" if delivered_only else "contacts"]
 
@@ -235,13 +243,44 @@ class DecisionLog(ABC):
             return list(cur.fetchall())
 
         out = []
-        for sent_at, action, channel, kind, fb_at in self._run(op):
+        for sent_at, action, channel, kind, fb_at, decision_id in self._run(op):
             if kind == "sent":
-                out.append((int(sent_at), action, channel, "sent"))
+                out.append((int(sent_at), action, channel, "sent", float(sent_at), decision_id))
             else:
-                out.append((int(max(sent_at, fb_at)), action, channel, CONTACT_OUTCOME[kind]))
-        out.sort(key=lambda r: (r[0], r[3] != "sent"))
-        return out
+                at = int(max(sent_at, fb_at))
+                out.append((at, action, channel, CONTACT_OUTCOME[kind], float(sent_at), decision_id))
+        out.sort(key=lambda r: (r[0], r[3] != "sent", r[4], r[5]))
+        return [r[:4] for r in out]
+
+    def history(
+        self, customer_id: str | int, builder: HistoryBuilder, now: float, *, since: float, delivered_only: bool = False
+    ) -> History | None:
+        """The ``history`` map of the customer at ``now`` from contacts since ``since`` (None when there are
+        none): what ``builder.build(self.contacts(...), now)`` gives, read in one bounded statement from the
+        summaries the log keeps. A catalog whose control is not ``no_action`` reads the full rows instead."""
+        if builder.control != CONTROL:
+            rows = self.contacts(customer_id, since, control_action=builder.control, delivered_only=delivered_only)
+            return builder.build(rows, int(now)) if rows else None
+        bounds = Bounds.at(int(now), since)
+        params = history_params(customer_key(customer_id), bounds, delivered_only, builder.streak_contacts)
+        query = self._sql["history"]
+
+        def op(cur: Any) -> list[Any]:
+            cur.execute(query, params)
+            return list(cur.fetchall())
+
+        summary = ContactSummary(bounds)
+        mode = "delivered" if delivered_only else "sent"
+        recent, latest, counts = summary.recent, summary.latest, summary.counts
+        for tag, name, action, kind, decision_id, a, b, c, d in self._run(op):
+            if tag == "S":
+                recent.append((int(a), action, name, "sent" if kind == mode else kind, b, decision_id))
+            elif tag == "A":
+                if a is not None and a >= since:
+                    latest[name] = a
+            else:  # C: per window, its days up to today's start, plus today up to now (serving/log_history.py)
+                counts[name] = (int(a + d), int(b + d), int(c + d))
+        return builder.summarize(summary)
 
     def training_rows(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         """One row per decision in ``[since, until)``: metadata, logged probability (also as ``propensity``,
@@ -267,7 +306,14 @@ class DecisionLog(ABC):
                 "revenue": float(r[20]), "feedback_count": int(r[21]),
                 "outcome": next((o for o in OUTCOME_ORDER if flags.get(o, 1)), "sent"),
             }  # fmt: skip
-            flatten(loads(r[15]), "", row, set(row))
+            try:
+                features = loads(r[15])
+            except ValueError:  # not JSON (a foreign writer): retraining skips the row and counts it
+                features = None
+            if isinstance(features, dict):
+                flatten(features, "", row, set(row))
+            else:
+                row["_unreadable"] = True
             rows.append(row)
         return rows
 
@@ -369,7 +415,10 @@ def open_decision_log(url: str, *, table_prefix: str | None = None) -> DecisionL
         from nextbest.serving.log_postgres import PostgresDecisionLog
 
         query.setdefault("connect_timeout", "5")
-        conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+        # quote, not quote_plus: libpq reads "%20" as a space, "+" literally (options=-c statement_timeout=...)
+        conninfo = urlunsplit(
+            (parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), parts.fragment)
+        )
         return PostgresDecisionLog(conninfo, redact(url), table_prefix=prefix)
     raise ConfigError(
         f"decision_log_url {redact(url)!r}: unknown scheme {parts.scheme!r}; use sqlite:///... or postgresql://..."

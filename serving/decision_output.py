@@ -56,6 +56,7 @@ def respond(
         "feature_service": feature_service,
         "decided_at": iso_utc(now),
         "replayed": False,
+        "logged": True,
     }
 
 

@@ -27,6 +27,7 @@ from nextbest.core.features import FEATURE_SERVICES, ON_DEMAND_VIEW, REQUEST_FEA
 from nextbest.core.simulation import LoggedDecision, simulate
 from nextbest.errors import ConfigError
 from nextbest.serving.decision_log import DecisionLog
+from nextbest.serving.whatif_pool import job_for
 from nextbest.settings import Settings
 
 DAY = 86_400.0
@@ -226,8 +227,8 @@ def explore(runtime: Any, req: Any, whatif: tuple[str | None, str | None] | None
     except Exception as exc:
         out["recent"], out["recent_error"] = [], f"decision log unavailable: {type(exc).__name__}"
     if whatif is not None:
-        proposed = proposed_policy(runtime.settings, live, *whatif)
         margin = float(loaded.model.decision_margin) if loaded.model is not None else 0.0
         scale = loaded.model.value_scale if loaded.model is not None else None
-        out["whatif"] = what_if(preview, live, proposed, margin, scale)
+        job = job_for(runtime, preview, whatif, margin, scale)
+        out["whatif"] = runtime.whatif_pool.run(job, runtime.settings.serving.whatif_timeout_s)
     return out

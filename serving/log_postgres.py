@@ -8,6 +8,11 @@ A broken connection (PostgreSQL restarted, the backend terminated, the network d
 operation retried once; that is safe because every write is idempotent (``ON CONFLICT DO NOTHING`` on its
 id). While the server stays unreachable, calls fail fast with ``UnavailableError`` for a second after each
 failed connect, so a decision does not wait on a dead server: the service spools and replays later.
+
+Every statement is bounded: ``statement_timeout`` (5 s by default; ``?options=-c statement_timeout=...`` in
+the URL overrides it) cancels a query stuck on a lock or a sick server, so a request never waits on it for
+longer. Creating or migrating the schema and reading the whole log for retraining are exempt (they may
+legitimately take minutes on a large log).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,12 +30,14 @@ from psycopg.conninfo import conninfo_to_dict
 
 from nextbest.errors import DataError, UnavailableError
 from nextbest.serving.decision_log import DEFAULT_PREFIX, DecisionLog, one_line
+from nextbest.serving.log_history import postgres_schema
 from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
 RETRY_CONNECT_AFTER_S = 1.0
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
               "connect_timeout": 5}  # fmt: skip
+STATEMENT_TIMEOUT_MS = 5_000
 log = logging.getLogger(__name__)
 
 
@@ -51,12 +59,29 @@ class PostgresDecisionLog(DecisionLog):
         for name, value in KEEPALIVES.items():
             if name not in given:
                 self._extra[name] = value
+        if "options" not in given:
+            self._extra["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        self._unbounded_ops = threading.local()
         self._local = threading.local()
         self._conns: dict[int, tuple[threading.Thread, psycopg.Connection[Any]]] = {}
         self._conns_lock = threading.Lock()
         self._down_until = 0.0
         self._closed = False
-        self._run(self._create_schema)
+        with self.unbounded():
+            self._run(self._create_schema)
+
+    @contextmanager
+    def unbounded(self) -> Iterator[None]:
+        """Statements this thread runs inside are exempt from the statement timeout (schema, retraining)."""
+        self._unbounded_ops.on = True
+        try:
+            yield
+        finally:
+            self._unbounded_ops.on = False
+
+    def training_rows(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        with self.unbounded():  # one long read of the whole window
+            return super().training_rows(since, until)
 
     def _create_schema(self, cur: psycopg.Cursor[Any]) -> None:
         d, f = self.tables
@@ -86,6 +111,7 @@ class PostgresDecisionLog(DecisionLog):
             cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_decision ON {f} (decision_id)")
             cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_customer ON {f} (customer_id)")
             self._migrate_ids(cur)
+            postgres_schema(cur, self.history_names, d, f)  # contact-history summaries (after the migration)
 
     def _migrate_ids(self, cur: psycopg.Cursor[Any]) -> None:
         """A log created before string customer ids has BIGINT ``customer_id`` columns: changed to TEXT in place,
@@ -135,6 +161,16 @@ class PostgresDecisionLog(DecisionLog):
             conn = getattr(self._local, "conn", None) or self._connect()
             try:
                 with conn.cursor() as cur:
+                    if getattr(self._unbounded_ops, "on", False):
+                        cur.execute("SET statement_timeout = 0")
+                        try:
+                            return op(cur)
+                        finally:
+                            if not (conn.broken or conn.closed):
+                                try:
+                                    cur.execute("RESET statement_timeout")  # the connection's default again
+                                except psycopg.Error:
+                                    self._drop(conn)  # never leave an unbounded connection behind
                     return op(cur)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if not (conn.broken or conn.closed):  # e.g. a statement timeout: the connection is fine

@@ -242,9 +242,9 @@ def _finite(obj: Any) -> Any:
 def _contacts(d: str, f: str, served: str, delivered_only: bool) -> str:
     confirmed = f"AND EXISTS (SELECT 1 FROM {f} x WHERE x.decision_id = d.decision_id) " if delivered_only else ""
     return (
-        "SELECT d.created_at, d.action, d.action_channel, 'sent', CAST(NULL AS DOUBLE PRECISION) "
+        "SELECT d.created_at, d.action, d.action_channel, 'sent', CAST(NULL AS DOUBLE PRECISION), d.decision_id "
         f"FROM {d} d WHERE {served} AND d.action <> ? {confirmed}UNION ALL "
-        "SELECT d.created_at, d.action, d.action_channel, f.type, MIN(f.created_at) "
+        "SELECT d.created_at, d.action, d.action_channel, f.type, MIN(f.created_at), d.decision_id "
         f"FROM {f} f JOIN {d} d ON d.decision_id = f.decision_id WHERE f.customer_id = ? AND {served} "
         "AND d.action <> ? "
         "GROUP BY d.decision_id, d.created_at, d.action, d.action_channel, f.type"

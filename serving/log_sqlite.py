@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from nextbest.errors import DataError, UnavailableError
 from nextbest.serving.decision_log import DEFAULT_PREFIX, DecisionLog, one_line
+from nextbest.serving.log_history import sqlite_schema
 from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
 
 T = TypeVar("T")
@@ -87,6 +88,7 @@ class SqliteDecisionLog(DecisionLog):
         cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
         cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_decision ON {f} (decision_id)")
         cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_customer ON {f} (customer_id)")
+        sqlite_schema(cur, self.history_names, d, f)  # contact-history summaries (after any migration)
 
     def _integer_ids(self, cur: sqlite3.Cursor) -> list[str]:
         """Tables whose ``customer_id`` column was declared INTEGER (logs created before string customer ids)."""

@@ -29,6 +29,10 @@ class Metrics:
         self.reloads = Counter(f"{namespace}_reloads", "Configuration reloads", ["kind", "result"])
         self.ruleset_info = Gauge(f"{namespace}_ruleset_loaded_timestamp", "When the live ruleset was loaded")
         self.spooled = Gauge(f"{namespace}_spooled_records", "Records waiting in the local spool", ["kind"])
+        self.spool_bytes = Gauge(f"{namespace}_spool_bytes", "Bytes held by the local spool (capped)")
+        self.unlogged = Counter(
+            f"{namespace}_unrecorded", "Records neither logged nor spooled (full disk or spool cap)", ["kind"]
+        )
         # Children per label values, looked up once: ``labels()`` validates and locks on every call, and a
         # decision touches one child per suppressed action (label values are catalog and rule ids: bounded).
         self._children: dict[tuple[str, ...], Any] = {}

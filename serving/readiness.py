@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from nextbest.serving.runtime import DecisionRuntime
 
 
+SPOOL_ALERT = 0.8  # share of the spool's cap from which /ready reports it
+
+
 def readiness(rt: DecisionRuntime, details: bool = True) -> ReadinessResponse:
     """What is degraded and which versions are live; without ``details`` (a caller without the API key),
     only the instance id and the state of each backend: no file paths, rule text or reload errors."""
@@ -57,9 +60,16 @@ def _full(rt: DecisionRuntime) -> ReadinessResponse:
         degraded.append(
             f"last rules/catalog reload rejected (serving ruleset {policy.ruleset.version}): {status.error}"
         )
-    spooled = {kind: rt.spool.pending(kind) for kind in ("decisions", "events")}
+    spooled = {kind: rt.spool.pending(kind) for kind in ("decisions", "feedback", "events")}
     for kind, n in spooled.items():
         rt.metrics.spooled.labels(kind).set(n)
+    used, cap = rt.spool.size(), rt.spool.max_bytes
+    rt.metrics.spool_bytes.set(used)
+    if used >= SPOOL_ALERT * cap:
+        degraded.append(
+            f"local spool at {used / cap:.0%} of its cap ({cap:,} bytes): when full, decisions are served "
+            "unrecorded (the control action) and events and feedback are refused (503)"
+        )
     return ReadinessResponse(
         ready=True,
         degraded=degraded,

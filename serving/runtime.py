@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,9 +40,11 @@ from nextbest.serving.schemas import (
     ReadinessResponse,
 )
 from nextbest.serving.spool import Spool
+from nextbest.serving.whatif_pool import WhatIfPool
 from nextbest.settings import Settings
 
 log = logging.getLogger(__name__)
+UNRECORDED = "not recorded: the decision log and the local spool are full or unwritable"
 
 
 class FieldError(DataError):
@@ -82,7 +85,8 @@ class DecisionRuntime:
         self.components = components
         self.backends = backends
         self.metrics = metrics or NullMetrics()
-        self.spool = Spool(settings.home / "spool")
+        self.spool = Spool(settings.home / "spool", max_bytes=settings.serving.spool_max_bytes)
+        self.whatif_pool = WhatIfPool()  # the explorer's what-if: a child process, started at first use
 
     # Decisions ----------------------------------------------------------------------------------------------
     def decide(self, req: DecideRequest) -> DecisionResponse:
@@ -103,9 +107,13 @@ class DecisionRuntime:
         decision, row, _, cause = self._decide(snap, request, now)
         body = self._respond(snap, req, decision, now)
         record = decision_record(req, decision, snap.policy.catalog, _used(row), body, now)
-        stored, created = self._store(record)
+        stored, created, logged = self._store(record)
         if not created:  # another request with this request_id won the race: its decision, if it asked the same
             return self._replayed(req, stored)
+        if not logged:  # a contact nobody recorded would escape caps, cooldowns and attribution: serve the control
+            decision = snap.policy.fallback(request, UNRECORDED)
+            body = {**self._respond(snap, req, decision, now), "logged": False}
+            cause = "unrecorded"
         self.metrics.decision(
             decision.action,
             req.channel,
@@ -177,16 +185,18 @@ class DecisionRuntime:
         return decision, row, history, None
 
     def _history(self, snap: Snapshot, customer_id: str, now: float) -> dict[str, Any] | None:
-        builder = snap.policy.history
-        try:
-            serving = self.settings.serving
-            rows = self.backends.log.contacts(
-                customer_id, now - serving.history_days * 86_400, delivered_only=serving.contacts_from == "feedback"
+        serving = self.settings.serving
+        try:  # one bounded read, whatever the length of the customer's history (DecisionLog.history)
+            return self.backends.log.history(
+                customer_id,
+                snap.policy.history,
+                now,
+                since=now - serving.history_days * 86_400,
+                delivered_only=serving.contacts_from == "feedback",
             )
         except Exception as exc:
             log.warning("contact history unavailable: %s", exc)
             return None
-        return builder.build(rows, int(now)) if rows else None
 
     def _replay(self, req: DecideRequest) -> dict[str, Any] | None:
         try:
@@ -214,15 +224,24 @@ class DecisionRuntime:
         version = loaded.version if not d.degraded or loaded.model is not None else None
         return respond(req, d, version, self.settings.serving.feature_service, now)
 
-    def _store(self, record: DecisionRecord) -> tuple[DecisionRecord, bool]:
+    def _store(self, record: DecisionRecord) -> tuple[DecisionRecord, bool, bool]:
+        """``(stored, created, logged)``: the log's row for the record's request_id (``created`` False when an
+        earlier request had it); ``logged`` False when the record could be neither logged nor spooled."""
         try:
-            return self.backends.log.record_decision(record)
-        except (UnavailableError, OSError, RuntimeError) as exc:
-            log.error("decision log unavailable, spooling decision %s: %s", record.decision_id, exc)
+            return (*self.backends.log.record_decision(record), True)
         except Exception as exc:
             log.error("decision log write failed, spooling decision %s: %s", record.decision_id, exc)
-        self.spool.append("decisions", record.__dict__)
-        return record, True
+        return record, True, self._spooled("decisions", record.__dict__)
+
+    def _spooled(self, kind: str, record: dict[str, Any]) -> bool:
+        """Append to the spool; False (logged, counted) when it is full or the disk refuses the write."""
+        try:
+            self.spool.append(kind, record)
+            return True
+        except Exception as exc:
+            log.error("local spool refused a %s record (not recorded anywhere): %s", kind, exc)
+            self.metrics.unlogged.labels(kind).inc()
+            return False
 
     def decide_many(self, requests: list[DecideRequest]) -> list[DecisionResponse]:
         return [self.decide(r) for r in requests]
@@ -240,35 +259,71 @@ class DecisionRuntime:
         try:
             if writer is None:
                 raise UnavailableError(f"online store unavailable: {self.backends.features_error}")
-            if self.spool.pending("events"):  # events queued during an outage go first: order matters
-                self.spool.replay("events", lambda e: writer.push(parse_event(e)))
-                if self.spool.pending("events"):
+            if self.spool.has_pending("events"):  # events queued during an outage go first: order matters
+                batch = self.settings.serving.spool_replay_batch  # bounded: the rest replays in the background
+                self.spool.replay("events", lambda e: writer.push(parse_event(e)), limit=batch)
+                if self.spool.has_pending("events"):
                     raise UnavailableError("online store: earlier events are still queued")
             result = writer.push(event)
             view, outcome = result.view, result.outcome
         except Exception as exc:
             log.warning("online store write failed, spooling %s event: %s", event.type, exc)
-            self.spool.append("events", event.model_dump(mode="json"))
+            if not self._spooled("events", event.model_dump(mode="json")):
+                raise UnavailableError(
+                    "online store unreachable and the local spool is full or unwritable: event not applied; retry"
+                ) from None
             view, outcome = EVENT_VIEW[event.type], "queued"
         self.metrics.events.labels(event.type, outcome).inc()
         return EventResponse(customer_id=event.customer_id, type=event.type, view=view, outcome=outcome)
 
     def feedback(self, fb: FeedbackRequest) -> FeedbackResponse:
+        """Record feedback on a logged decision. While the log is unreachable (or the decision still waits in
+        the spool), the feedback is spooled and checked when it is replayed: ``queued: true``."""
         if fb.timestamp is not None:
             self._not_in_future(fb.timestamp)
-        stored = self.backends.log.get(fb.decision_id)
+        ts = fb.timestamp.timestamp() if fb.timestamp else time.time()
+        feedback_id = fb.feedback_id or content_id(fb)
+        pending = {"feedback_id": feedback_id, "decision_id": fb.decision_id, "customer_id": fb.customer_id,
+                   "created_at": ts, "type": fb.type, "revenue": fb.revenue, "payload": {"source": "api"}}  # fmt: skip
+        try:
+            stored = self.backends.log.get(fb.decision_id)
+        except Exception as exc:
+            return self._queue_feedback(pending, exc)
         if stored is None:
+            if self.spool.has_pending("decisions"):  # its decision may be waiting to be logged
+                return self._queue_feedback(pending, "decision not logged yet")
             raise NotFoundError(f"decision_id: decision {fb.decision_id} does not exist")
         if fb.customer_id is not None and fb.customer_id != stored.customer_id:
             raise FieldError("customer_id", f"decision {fb.decision_id} belongs to customer {stored.customer_id}")
-        ts = fb.timestamp.timestamp() if fb.timestamp else time.time()
-        feedback_id = fb.feedback_id or content_id(fb)
-        record = FeedbackRecord(
-            feedback_id, fb.decision_id, stored.customer_id, ts, fb.type, fb.revenue, {"source": "api"}
-        )
-        recorded = self.backends.log.record_feedback(record)
+        record = FeedbackRecord(**{**pending, "customer_id": stored.customer_id})
+        try:
+            recorded = self.backends.log.record_feedback(record)
+        except (NotFoundError, DataError):
+            raise
+        except Exception as exc:
+            return self._queue_feedback({**pending, "customer_id": stored.customer_id}, exc)
         self.metrics.feedback.labels(fb.type, str(recorded).lower()).inc()
         return FeedbackResponse(decision_id=fb.decision_id, feedback_id=feedback_id, recorded=recorded)
+
+    def _queue_feedback(self, pending: dict[str, Any], why: object) -> FeedbackResponse:
+        log.warning("feedback %s spooled: %s", pending["feedback_id"], why)
+        if not self._spooled("feedback", pending):
+            raise UnavailableError(
+                "decision log unreachable and the local spool is full or unwritable: feedback not recorded; retry"
+            )
+        self.metrics.feedback.labels(pending["type"], "queued").inc()
+        return FeedbackResponse(
+            decision_id=pending["decision_id"], feedback_id=pending["feedback_id"], recorded=False, queued=True
+        )
+
+    def _write_spooled_feedback(self, item: dict[str, Any]) -> None:
+        """A spooled feedback, checked now as :meth:`feedback` would have (unknown decision: set aside)."""
+        stored = self.backends.log.get(item["decision_id"])
+        if stored is None:
+            raise NotFoundError(f"decision {item['decision_id']} does not exist")
+        if item.get("customer_id") not in (None, stored.customer_id):
+            raise DataError(f"decision {item['decision_id']} belongs to customer {stored.customer_id}")
+        self.backends.log.record_feedback(FeedbackRecord(**{**item, "customer_id": stored.customer_id}))
 
     def _not_in_future(self, timestamp: datetime) -> None:
         """A 422 naming ``timestamp`` when it is further ahead than the allowed clock skew."""
@@ -282,8 +337,12 @@ class DecisionRuntime:
         for item in items:
             try:
                 r = self.feedback(item)
-                out.append(FeedbackResult(decision_id=r.decision_id, feedback_id=r.feedback_id, recorded=r.recorded))
-            except (NotFoundError, DataError) as exc:
+                out.append(
+                    FeedbackResult(
+                        decision_id=r.decision_id, feedback_id=r.feedback_id, recorded=r.recorded, queued=r.queued
+                    )
+                )
+            except (NotFoundError, DataError, UnavailableError) as exc:
                 out.append(
                     FeedbackResult(
                         decision_id=item.decision_id, feedback_id=item.feedback_id, recorded=False, error=str(exc)
@@ -312,10 +371,29 @@ class DecisionRuntime:
         }
 
     def replay_spool(self) -> dict[str, int]:
-        """Write spooled records to the log again (called periodically and at start-up)."""
-        done = self.spool.replay("decisions", lambda d: self.backends.log.record_decision(DecisionRecord(**d)))
-        events = self.spool.replay("events", lambda e: self.backends.events.push(parse_event(e)))
-        return {"decisions": done, "events": events}
+        """Write spooled records to their backends again, one bounded batch per kind, in order (the service's
+        replay thread calls it until nothing is left or a backend is still down; start-up calls it once).
+        Feedback waits until every spooled decision is logged: it is checked against its decision."""
+        batch, spool = self.settings.serving.spool_replay_batch, self.spool
+        done = spool.replay("decisions", lambda d: self.backends.log.record_decision(DecisionRecord(**d)), batch)
+        feedback = 0
+        if not spool.has_pending("decisions"):
+            feedback = spool.replay("feedback", self._write_spooled_feedback, batch)
+        events = 0
+        if self.backends.events is not None:
+            events = spool.replay("events", lambda e: self.backends.events.push(parse_event(e)), batch)
+        return {"decisions": done, "feedback": feedback, "events": events}
+
+    def drain_spool(self, stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
+        """:meth:`replay_spool` until nothing more is written (all replayed, or a backend still down)."""
+        total = {"decisions": 0, "feedback": 0, "events": 0}
+        while not stop():
+            step = self.replay_spool()
+            for kind, n in step.items():
+                total[kind] += n
+            if not any(step.values()):
+                return total
+        return total
 
 
 def build_runtime(settings: Settings, metrics: Metrics | None = None) -> DecisionRuntime:

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from nextbest.core.events import MAX_AMOUNT
 from nextbest.core.ids import CustomerId
+from nextbest.core.wire import JsonFloat, JsonTime
 
 MAX_ID = 128
 MAX_CONTEXT_TEXT = 1024
@@ -62,6 +63,14 @@ ContextValue = Annotated[
 ]
 
 
+def _every_key(schema: dict[str, Any]) -> None:
+    """Context keys as JSON Schema states them for every key: pydantic publishes the key pattern as
+    ``patternProperties``, which leaves a key outside the pattern unconstrained (and its value too)."""
+    (values,) = schema.pop("patternProperties").values()
+    schema["additionalProperties"] = values
+    schema["propertyNames"]["pattern"] = _NO_CONTROLS
+
+
 class _Strict(BaseModel):
     # No NaN or infinity anywhere in the contract (JSON's `NaN`/`Infinity` literals, or 1e999): 422, field named.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -76,6 +85,7 @@ class DecideRequest(_Strict):
         default_factory=dict,
         max_length=50,
         description="Request context visible to rules as `request.context` (never used for thresholds).",
+        json_schema_extra=_every_key,
     )
     candidates: list[Identifier] | None = Field(
         None,
@@ -146,6 +156,11 @@ class DecisionResponse(_Strict):
     feature_service: str
     decided_at: datetime
     replayed: bool = Field(False, description="True when an earlier decision with this request_id was returned.")
+    logged: bool = Field(
+        True,
+        description="False when the decision could be neither logged nor spooled (a full disk): the control "
+        "action is served (degraded), since a contact that is not recorded would escape caps and attribution.",
+    )
 
 
 class DecideBatchResponse(_Strict):
@@ -155,9 +170,9 @@ class DecideBatchResponse(_Strict):
 class FeedbackRequest(_Strict):
     decision_id: Identifier
     type: Literal["impression", "click", "conversion", "dismissed"]
-    revenue: float | None = Field(None, ge=0, le=MAX_AMOUNT, description="Order revenue, for conversions.")
+    revenue: JsonFloat | None = Field(None, ge=0, le=MAX_AMOUNT, description="Order revenue, for conversions.")
     customer_id: CustomerId | None = Field(None, description="Checked against the decision's customer when given.")
-    timestamp: datetime | None = Field(
+    timestamp: JsonTime | None = Field(
         None, description="When it happened (defaults to now); at most the service's clock skew in the future."
     )
     feedback_id: Identifier | None = Field(None, description="Idempotency key.")
@@ -166,7 +181,12 @@ class FeedbackRequest(_Strict):
 class FeedbackResponse(_Strict):
     decision_id: str
     feedback_id: str
-    recorded: bool = Field(description="False when this feedback_id was already recorded.")
+    recorded: bool = Field(description="False when this feedback_id was already recorded (or it is queued).")
+    queued: bool = Field(
+        False,
+        description="The decision log is unreachable (or its decision is still queued): the feedback is spooled "
+        "and recorded when the log is back; its decision and customer are checked then.",
+    )
 
 
 class FeedbackBatchRequest(_Strict):
@@ -177,6 +197,7 @@ class FeedbackResult(_Strict):
     decision_id: str
     feedback_id: str | None
     recorded: bool
+    queued: bool = Field(False, description="Spooled while the decision log is unreachable (see FeedbackResponse).")
     error: str | None = Field(None, description="Why this item was not recorded (e.g. an unknown decision).")
 
 
@@ -186,8 +207,8 @@ class FeedbackBatchResponse(_Strict):
 
 class EventResponse(_Strict):
     customer_id: str = Field(description="The event's customer, in the canonical (string) form.")
-    type: str
-    view: str
+    type: Literal["ticket_opened", "ticket_closed", "cart_abandoned", "order_placed", "consent_changed"]
+    view: Literal["service_tickets", "cart", "consents"] = Field(description="The feature view it updates.")
     outcome: Literal["applied", "ignored_older", "unchanged", "queued"] = Field(
         description="`queued`: the online store is unreachable; the event is spooled and applied when it is back."
     )

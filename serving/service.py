@@ -63,12 +63,13 @@ def packaged_settings(settings: Settings) -> Settings:
 @bentoml.asgi_app(app, path="/")
 class NextBest:
     def __init__(self) -> None:
-        from nextbest.serving.bentoml_fixes import cancel_request_timers
+        from nextbest.serving.bentoml_fixes import answer_bad_requests, cancel_request_timers
         from nextbest.serving.metrics import Metrics
         from nextbest.serving.runtime import build_runtime, freeze_startup_objects
         from nextbest.settings import load_settings
 
         cancel_request_timers()  # BentoML keeps every request alive for the whole timeout otherwise
+        answer_bad_requests()  # a malformed body to /ping is a 400, not a 500
 
         settings = packaged_settings(load_settings())
         self.runtime = build_runtime(settings, Metrics())
@@ -78,6 +79,8 @@ class NextBest:
         interval = settings.serving.reload_interval_s
         if interval > 0:
             threading.Thread(target=self._watch, args=(interval,), name="nextbest-reload", daemon=True).start()
+        replay_every = settings.serving.spool_replay_interval_s
+        threading.Thread(target=self._replay, args=(replay_every,), name="nextbest-spool", daemon=True).start()
         log.info(
             "nextbest ready: model %s, ruleset %s",
             self.runtime.components.model.version,
@@ -85,16 +88,24 @@ class NextBest:
         )
 
     def _watch(self, interval: float) -> None:
-        """Pick up changed rule/catalog files and a moved model alias; replay spooled records."""
+        """Pick up changed rule/catalog files and a moved model alias."""
         model_every = max(1, int(30 / interval))
         tick = 0
         while not self._stop.wait(interval):
             tick += 1
             try:
                 self.runtime.reload(force=False, include_model=tick % model_every == 0)
-                self.runtime.replay_spool()
             except Exception:
                 log.exception("reload watcher tick failed")
+
+    def _replay(self, interval: float) -> None:
+        """Write spooled records (decisions, feedback, events) to their backends in the background, in bounded
+        batches, off the request path; each worker's thread takes the spool's lock per batch."""
+        while not self._stop.wait(interval):
+            try:
+                self.runtime.drain_spool(stop=self._stop.is_set)
+            except Exception:
+                log.exception("spool replay failed")
 
     @bentoml.api(route="/ping")
     async def ping(self) -> dict[str, float]:

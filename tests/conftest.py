@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from nextbest.core.catalog import ActionCatalog, load_catalog
 from nextbest.settings import Settings, load_settings
+from tests.support.disks import small_disk_at
 from tests.support.servers import require_postgres
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -69,3 +71,10 @@ def champion(settings: Settings, feature_store, catalog: ActionCatalog):  # type
 def postgres_url() -> str:
     """A reachable PostgreSQL server (``NEXTBEST_TEST_POSTGRES_URL``); fails under CI=true, else skips."""
     return require_postgres()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system of 1 MiB that fills up (a tmpfs; fails under CI=true when it cannot be mounted)."""
+    with small_disk_at(tmp_path) as mount:
+        yield mount

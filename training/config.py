@@ -49,7 +49,7 @@ class TrainConfig(BaseModel):
         ("s", "t", "dr"), description="Learner families, each cross-fitted for every target and tuning candidate."
     )
     dr_max_row_treatments: int = Field(
-        600_000,
+        400_000,
         ge=0,
         description="The DR-learner fits one effect model per treatment on every row: it is skipped (with a "
         "note) when rows x treatments exceed this.",

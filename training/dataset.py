@@ -8,7 +8,7 @@ Customers (not rows) are split into train / validation / test so no customer lea
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -219,8 +219,11 @@ def from_decision_log(
     frame = frame[~frame["degraded"].astype(bool)].reset_index(drop=True)
     if frame.empty:
         raise DataError("every decision in the window was degraded (no features or model): nothing to learn")
+    frame, skipped = usable_log_rows(frame, catalog)
+    if frame.empty:
+        raise DataError(f"no usable decision in the window: {skipped}")
     numeric = [c for c in model_features(feature_service) if c not in categorical_features(feature_service)]
-    return from_frame(
+    ds = from_frame(
         frame,
         catalog,
         f"log:{feature_service}",
@@ -228,6 +231,41 @@ def from_decision_log(
         (numeric, list(categorical_features(feature_service))),
         feature_service,
     )
+    if skipped:
+        ds = replace(ds, notes=(skipped, *ds.notes))
+    return ds
+
+
+def usable_log_rows(frame: pd.DataFrame, catalog: ActionCatalog) -> tuple[pd.DataFrame, str]:
+    """The decision-log rows retraining can use, and what was skipped and why ("" when nothing was): rows of
+    older versions or other writers may name actions the catalog no longer has, carry no valid probability,
+    a non-finite or negative revenue, no customer, or features that are not a JSON object
+    (``_unreadable``, set by the log's reader). One bad row is skipped and counted, never fatal."""
+    checks: dict[str, np.ndarray] = {}
+    action = frame["action"].astype(str)
+    unknown = ~action.isin(catalog.ids).to_numpy()
+    if unknown.any():
+        names = ", ".join(sorted(set(action[unknown]))[:5])
+        checks[f"an action the catalog no longer has ({names})"] = unknown
+    prop = pd.to_numeric(frame["propensity"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    checks["no probability in (0, 1]"] = ~((prop > 0) & (prop <= 1))
+    if "revenue" in frame.columns:
+        rev = pd.to_numeric(frame["revenue"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        checks["a revenue that is not a finite amount >= 0"] = ~(np.isfinite(rev) & (rev >= 0))
+    checks["no customer id"] = frame[ENTITY].isna().to_numpy() | (frame[ENTITY].astype(str).str.len() == 0).to_numpy()
+    if "_unreadable" in frame.columns:
+        checks["features that are not a JSON object"] = frame["_unreadable"].fillna(False).astype(bool).to_numpy()
+    bad = np.zeros(len(frame), dtype=bool)
+    parts = []
+    for why, mask in checks.items():
+        new = mask & ~bad
+        if new.any():
+            parts.append(f"{int(new.sum()):,} with {why}")
+        bad |= mask
+    kept = frame.loc[~bad].drop(columns=["_unreadable"], errors="ignore").reset_index(drop=True)
+    if not bad.any():
+        return kept, ""
+    return kept, f"skipped {int(bad.sum()):,} of {len(frame):,} logged decisions: " + "; ".join(parts)
 
 
 def _truth_from(frame: pd.DataFrame, catalog: ActionCatalog) -> pd.DataFrame | None:

@@ -264,5 +264,6 @@ def run_retraining(
 
     ds = log_dataset(settings, catalog, cfg, since_days)
     outcome = run_training(settings, catalog, cfg, progress=progress, dataset=ds, run_name="retrain")
+    outcome.result.notes[:0] = [n for n in ds.notes if n.startswith("skipped ")]  # bad log rows, counted
     decision = promote(settings, catalog, cfg) if promote_after else None
     return outcome, decision

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from nextbest.core.ids import CustomerId
+from nextbest.core.wire import JsonBool, JsonFloat, JsonInt, JsonTime
 
 Row = dict[str, Any]
 
@@ -24,7 +25,7 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     customer_id: CustomerId  # canonical string; integers accepted (42 and "42" are one customer)
-    timestamp: datetime = Field(
+    timestamp: JsonTime = Field(
         description="When the event happened (UTC if no offset is given); at most the service's clock skew "
         "(`serving.max_clock_skew_s`, 300 s by default) in the future."
     )
@@ -42,29 +43,29 @@ class _Event(BaseModel):
 
 class TicketOpened(_Event):
     type: Literal["ticket_opened"]
-    ticket_id: int = Field(gt=0)
-    severity: int = Field(ge=1, le=3)
+    ticket_id: JsonInt = Field(gt=0)
+    severity: JsonInt = Field(ge=1, le=3)
 
 
 class TicketClosed(_Event):
     type: Literal["ticket_closed"]
-    ticket_id: int = Field(gt=0)
+    ticket_id: JsonInt = Field(gt=0)
 
 
 class CartAbandoned(_Event):
     type: Literal["cart_abandoned"]
-    cart_value: float = Field(ge=0, le=MAX_AMOUNT)
+    cart_value: JsonFloat = Field(ge=0, le=MAX_AMOUNT)
 
 
 class OrderPlaced(_Event):
     type: Literal["order_placed"]
-    amount: float = Field(ge=0, le=MAX_AMOUNT)
+    amount: JsonFloat = Field(ge=0, le=MAX_AMOUNT)
 
 
 class ConsentChanged(_Event):
     type: Literal["consent_changed"]
     channel: Literal["email", "sms", "push"]
-    opt_in: bool
+    opt_in: JsonBool
 
 
 CustomerEvent = Annotated[

@@ -130,7 +130,8 @@ JSON_SCHEMA: dict[str, Any] = {
         {"type": "integer", "minimum": 1, "exclusiveMaximum": 2**63},
     ],
     "description": "The customer: an opaque string id (e.g. a CRM id or UUID), or a positive integer, which is "
-    'the same customer as its decimal text (42 and "42" are one customer). Responses and logs carry the string.',
+    'the same customer as its decimal text (42 and "42" are one customer). Responses and logs carry the string. '
+    "An integer is written as one: 42.0 or 4.2e1 is refused (422), never rounded into an id.",
     "examples": ["C0112906", 42],
 }
 

@@ -23,10 +23,9 @@ import numpy as np
 import pytest
 import yaml
 
-from nextbest.cli.walkthrough import start_service, stop_service, wait_ready
 from nextbest.core.exploration import in_control_group
 from nextbest.settings import Settings
-from tests.support.servers import free_port
+from tests.support.servers import running_service
 
 pytestmark = pytest.mark.slow
 INSTALL = "apt-get install -y chromium"
@@ -63,7 +62,6 @@ def service(
 ) -> Iterator[dict[str, Any]]:  # browser_path first: skip or fail before training a champion
     browser = browser_path
     tmp = tmp_path_factory.mktemp("explorer-e2e")
-    port = free_port()
     env = {
         "NEXTBEST_DATA_DIR": str(settings.data_dir),
         "NEXTBEST_PROJECT_DIR": str(settings.project_dir),
@@ -72,16 +70,11 @@ def service(
         "NEXTBEST_SERVING__CONTROL_GROUP_SHARE": str(CONTROL_SHARE),
         "NEXTBEST_SERVING__RELOAD_INTERVAL_S": "0",
     }
-    process = start_service(settings.home, port, tmp / "serve.log", env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, process)
-    except Exception:
-        stop_service(process)
-        raise AssertionError(f"service did not start:\n{(tmp / 'serve.log').read_text()[-3000:]}") from None
-    with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=60) as client:
+    with (
+        running_service(settings.home, env, tmp / "serve.log") as base,
+        httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=60) as client,
+    ):
         yield {"base": base, "client": client, "log": tmp / "decisions.db", "browser": browser, "settings": settings}
-    stop_service(process)
 
 
 def seed(client: httpx.Client, customers: list[int]) -> None:

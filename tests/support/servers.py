@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -65,3 +68,23 @@ def free_port() -> int:
                 continue
             return int(s.getsockname()[1])
     raise RuntimeError(f"no free port in NEXTBEST_TEST_PORT_RANGE={low}-{high}")
+
+
+@contextmanager
+def running_service(home: Path, env: dict[str, str], log: Path) -> Iterator[str]:
+    """A real ``bentoml serve`` on a free port (``nextbest serve`` as the walk-through starts it) for the
+    duration of the block; yields its base URL. A service that does not come up fails with its log's tail."""
+    from nextbest.cli.walkthrough import start_service, stop_service, wait_ready
+
+    port = free_port()
+    process = start_service(home, port, log, env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+    except Exception:
+        stop_service(process)
+        raise AssertionError(f"service did not start:\n{log.read_text()[-3000:]}") from None
+    try:
+        yield base
+    finally:
+        stop_service(process)

@@ -85,8 +85,11 @@ def log_url(postgres_url: str) -> Iterator[str]:
 
     prefix = f"t{uuid.uuid4().hex[:12]}_"
     yield f"{postgres_url}?table_prefix={prefix}"
+    from nextbest.serving.log_history import drop_statements
+
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {prefix}feedback, {prefix}decisions")
+        for sql in drop_statements(prefix):  # the tables, the contact-history summaries and their triggers
+            conn.execute(sql)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from nextbest.serving.decision_log import DecisionLog, open_decision_log
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -21,8 +23,11 @@ def postgres_log_url(postgres_url: str) -> Iterator[str]:
 
     prefix = f"t{uuid.uuid4().hex[:12]}_"
     yield f"{postgres_url}?table_prefix={prefix}"
+    from nextbest.serving.log_history import drop_statements
+
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {prefix}feedback, {prefix}decisions")
+        for sql in drop_statements(prefix):  # the tables, the contact-history summaries and their triggers
+            conn.execute(sql)
 
 
 @pytest.fixture
@@ -34,3 +39,18 @@ def postgres_proxy(postgres_url: str) -> Iterator[TcpProxy]:
     proxy.start()
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A decision-log URL of each backend (the tests of both logs)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'home' / 'decisions.db'}"  # the parent directory does not exist yet
+    return str(request.getfixturevalue("postgres_log_url"))
+
+
+@pytest.fixture
+def log(url: str) -> Iterator[DecisionLog]:
+    opened = open_decision_log(url)
+    yield opened
+    opened.close()

@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,20 +21,6 @@ from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackR
 
 T0 = 1_795_000_000.123456  # not a binary fraction: created_at must round-trip exactly
 PROJECT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'home' / 'decisions.db'}"  # the parent directory does not exist yet
-    return str(request.getfixturevalue("postgres_log_url"))
-
-
-@pytest.fixture
-def log(url: str) -> Iterator[DecisionLog]:
-    opened = open_decision_log(url)
-    yield opened
-    opened.close()
 
 
 def decision(customer_id: int = 7, at: float = T0, **kw: Any) -> DecisionRecord:

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from nextbest.core.exploration import in_control_group
 from nextbest.serving.app import create_app
+from nextbest.serving.explorer_schemas import AnalyticsResponse, ExplorerMeta, LookupResponse
 from nextbest.serving.runtime import DecisionRuntime, build_runtime
 from nextbest.settings import Settings
 
@@ -45,6 +46,7 @@ def _customer_with_email_consent(runtime: DecisionRuntime, start: int = 30) -> i
 def _lookup(client: TestClient, **body: Any) -> dict[str, Any]:
     r = client.post("/explorer/lookup", json=body)
     assert r.status_code == 200, r.text
+    LookupResponse.model_validate_json(r.content)  # the published contract
     return r.json()  # type: ignore[no-any-return]
 
 
@@ -57,8 +59,10 @@ def test_pages_and_assets_carry_no_data(client: TestClient) -> None:
         assert client.get(f"/static/{name}").status_code == 200
     assert client.get("/static/app.py").status_code == 404
     assert client.get("/static/..%2Fapp.py").status_code == 404
-    published = client.get("/openapi.json").json()["paths"]
-    assert not any(p.startswith(("/explorer", "/analytics", "/static")) for p in published)
+    published = client.get("/openapi.json").json()["paths"]  # the JSON endpoints are, the pages are not
+    assert {p for p in published if p.startswith(("/explorer", "/analytics", "/static"))} == {
+        "/explorer/meta", "/explorer/lookup", "/analytics/data"
+    }  # fmt: skip
 
 
 def test_lookup_explains_a_ticket_suppression_and_records_nothing(client: TestClient, runtime: DecisionRuntime) -> None:
@@ -141,7 +145,7 @@ def test_unknown_customer_and_bad_lookups(client: TestClient) -> None:
     assert r["decision"]["degraded"] and not r["features"]["found"] and r["recent"] == []
     assert client.post("/explorer/lookup", json={"channel": "any"}).json()["field"] == "customer_id"
     assert client.post("/explorer/lookup", json={"customer_id": 5, "channel": "fax"}).json()["field"] == "channel"
-    meta = client.get("/explorer/meta").json()
+    meta = ExplorerMeta.model_validate_json(client.get("/explorer/meta").content).model_dump()
     assert "email" in meta["channels"] and "guardrails.yaml" in meta["rule_files"]
 
 
@@ -170,7 +174,8 @@ def _seed(client: TestClient, runtime: DecisionRuntime) -> dict[str, list[float]
 def test_analytics_figures_match_the_log(client: TestClient, runtime: DecisionRuntime, explorer_settings: Settings,
                                          tmp_path: Path) -> None:  # fmt: skip
     revenue = _seed(client, runtime)
-    data = client.get("/analytics/data", params={"since_days": 1}).json()
+    data = AnalyticsResponse.model_validate_json(client.get("/analytics/data", params={"since_days": 1}).content)
+    data = data.model_dump()
     log_rows = runtime.backends.log.training_rows()
     assert data["totals"]["decisions"] == len(log_rows)
     treated = [r["revenue"] for r in log_rows if not r["control"] and not r["degraded"]]

@@ -284,10 +284,12 @@ def test_decisions_need_a_key_once_keys_are_set_and_readiness_hides_its_details(
         assert "model_source" in full["details"] and "last_reload_error" in full["details"]
 
 
-@pytest.mark.parametrize("path", ["/events", "/feedback", "/feedback/batch", "/decide/batch"])
+@pytest.mark.parametrize("path", ["/events", "/feedback", "/feedback/batch", "/decide/batch", "/explorer/lookup"])
 def test_a_body_that_is_not_json_is_a_422_naming_the_body(client: TestClient, path: str) -> None:
     r = _post(client, path, '{"customer_id": 12,')
     assert r.status_code == 422 and r.json()["field"] == "body", r.text
+    undecodable = client.post(path, content=b"\x10\xff\xfe{", headers={"content-type": "application/json"})
+    assert undecodable.status_code == 422 and undecodable.json()["field"] == "body", undecodable.text  # not a 400
 
 
 @pytest.mark.parametrize(

@@ -50,11 +50,26 @@ def test_retrain_reads_string_id_decisions_back_from_the_log(
             if row["converted"]:
                 log.record_feedback(FeedbackRecord(f"f{i}", f"d{i}", rec.customer_id, at + 60, "conversion", 50.0))
         assert {r["customer_id"] for r in log.training_rows()} == set(ids.values())
+        # Rows of older versions or foreign writers: skipped and counted, never fatal
+        some = next(iter(ids.values()))
+        bad = [
+            DecisionRecord("bad-action", None, some, 1.0, "any", "retired_promo", "email", 0.5, False, False, False,
+                           None, "0", "rules", "old", "nba_v1", features={"recency_days": 3}),
+            DecisionRecord("bad-features", None, some, 2.0, "any", catalog.control, None, 0.5, False, False, False,
+                           None, "0", "rules", "old", "nba_v1", features=[1, 2, 3]),  # type: ignore[arg-type]
+            DecisionRecord("bad-revenue", None, some, 3.0, "any", catalog.control, None, 0.5, False, False, False,
+                           None, "0", "rules", "old", "nba_v1", features={"recency_days": 3}),
+        ]  # fmt: skip
+        for rec in bad:
+            assert log.record_decision(rec)[1]
+        log.record_feedback(FeedbackRecord("bad-fb", "bad-revenue", some, 4.0, "conversion", float("inf")))
 
     home = tmp_path / "home"
     result = run_cli(["retrain", "--no-promote"], home, NEXTBEST_DECISION_LOG_URL=url)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"retrained on {len(frame):,} logged decisions" in result.stdout
+    assert f"skipped 3 of {len(frame) + 3:,} logged decisions" in " ".join(result.stdout.split()), result.stdout
+    assert "retired_promo" in result.stdout and "not a JSON object" in " ".join(result.stdout.split())
     held = pd.concat([pd.read_parquet(p) for p in home.rglob("test.parquet")], ignore_index=True)
     assert len(held) > 0.2 * len(frame)
     assert set(held[ENTITY]) <= set(ids.values())
