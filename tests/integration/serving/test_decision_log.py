@@ -324,3 +324,20 @@ def test_bad_urls_are_one_line_errors(tmp_path: Path) -> None:
         open_decision_log("postgresql://nextbest:s3cret@127.0.0.1:1/test")
     message = str(down.value)
     assert "127.0.0.1:1" in message and "s3cret" not in message and "\n" not in message
+
+
+def test_sqlite_checkpoints_in_the_background_not_on_a_decision(tmp_path: Path) -> None:
+    """Writes go to the WAL only (no decision pays for copying it back); a background thread checkpoints them
+    into the database file within about a second."""
+    db = tmp_path / "decisions.db"
+    with open_decision_log(f"sqlite:///{db}") as log:
+        time.sleep(1.5)  # the schema's own pages are checkpointed first
+        before = db.stat().st_mtime_ns
+        for _ in range(50):
+            log.record_decision(decision(request_id=None))
+        assert db.stat().st_mtime_ns == before  # the 50 writes touched only the WAL
+        deadline = time.monotonic() + 5
+        while db.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert db.stat().st_mtime_ns != before, "no background checkpoint"
+        assert log.counts()["decisions"] == 50
