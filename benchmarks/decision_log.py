@@ -5,9 +5,10 @@ decision logs (45 features, 20 scored candidates, suppressions, the full respons
   1. a bare INSERT of that record as one JSON document with the raw driver (the floor: what any durable log
      must pay: serialise, send, commit);
   2. ``record_decision`` (four JSON columns, UNIQUE request_id, three indexes) and a replayed request_id;
-  3. ``contacts()``, the contact-history read each decision makes, and the two together (a decision's cost);
+  3. ``history()``, the contact-history read each decision makes (bounded: the summaries the log keeps), the
+     full-row ``contacts()`` for comparison, and record + history together (a decision's cost);
   4. ``record_feedback``;
-then 8 threads each deciding (record + contacts) at once: per-call latency and decisions/s, with SQLite's
+then 8 threads each deciding (record + history) at once: per-call latency and decisions/s, with SQLite's
 writers taking a lock in Python (the default) and with SQLite's busy handler alone, to show why the lock.
 
     python benchmarks/decision_log.py [--n 3000] [--history 10000] [--postgres-url postgresql://...]
@@ -30,11 +31,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timing, measure, report
 
+from nextbest.core.contact import HistoryBuilder
 from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
 
 NOW = 1_795_000_000.0
 ACTIONS = [f"action_{i:02d}" for i in range(19)] + ["no_action"]
 CHANNELS = ["email", "sms", "push", "web", "app"]
+BUILDER = HistoryBuilder(tuple(CHANNELS))  # what a decision builds its contact history with
 
 
 def payload(rng: random.Random) -> dict[str, object]:
@@ -110,7 +113,7 @@ def single(name: str, url: str, args: argparse.Namespace, tag: str) -> list[Timi
     def decide(_: int) -> None:
         r = next(others)
         log.record_decision(r)
-        log.contacts(r.customer_id, since)
+        log.history(r.customer_id, BUILDER, NOW, since=since)
 
     def feedback(_: int) -> None:
         r = next(for_feedback)
@@ -120,8 +123,9 @@ def single(name: str, url: str, args: argparse.Namespace, tag: str) -> list[Timi
         measure(f"{name}: bare INSERT of the JSON (floor)", bare_insert, args.n),
         measure(f"{name}: record_decision", lambda _: log.record_decision(next(for_log)), args.n),
         measure(f"{name}: record_decision, replayed request", lambda i: log.record_decision(recs[i]), args.n),
-        measure(f"{name}: contacts() (30 days)", lambda i: log.contacts(who[i], since), args.n),
-        measure(f"{name}: record_decision + contacts()", decide, args.n),
+        measure(f"{name}: history() (30 days)", lambda i: log.history(who[i], BUILDER, NOW, since=since), args.n),
+        measure(f"{name}: contacts(), every row (30 days)", lambda i: log.contacts(who[i], since), args.n),
+        measure(f"{name}: record_decision + history()", decide, args.n),
         measure(f"{name}: record_feedback", feedback, args.n),
     ]
     size = len(json.dumps(recs[0].__dict__))
@@ -146,7 +150,7 @@ def contended(name: str, log: DecisionLog, args: argparse.Namespace, threads: in
         for rec in mine:
             start = time.perf_counter()
             log.record_decision(rec)
-            log.contacts(rec.customer_id, since)
+            log.history(rec.customer_id, BUILDER, NOW, since=since)
             local.append((time.perf_counter() - start) * 1000.0)
         with lock:
             samples.extend(local)
@@ -182,7 +186,7 @@ def main() -> None:
                 print()
             from nextbest.serving.log_sqlite import SqliteDecisionLog
 
-            print("8 threads, each record_decision + contacts() per call:")
+            print("8 threads, each record_decision + history() per call:")
             loads = [
                 contended("SQLite, writers take a lock (default)", SqliteDecisionLog(f"{tmp}/c1.db"), args),
                 contended("SQLite, busy handler only", SqliteDecisionLog(f"{tmp}/c2.db", write_lock=False), args),

@@ -130,6 +130,8 @@ class Spool:
         written = 0
         with self._locked(kind):
             for path in self._files(kind):
+                if budget <= 0:  # the batch is done: the next file waits for the next call, untouched
+                    break
                 lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
                 done, stopped = 0, False
                 for line in lines:
@@ -149,7 +151,8 @@ class Spool:
                         written += 1
                     done += 1
                     budget -= 1
-                self._keep(kind, path, lines[done:])
+                if done or not lines:  # nothing consumed (the backend is still down): the file stays as it is
+                    self._keep(kind, path, lines[done:])
                 if stopped:
                     break
         return written

@@ -124,3 +124,18 @@ def test_a_full_disk_refuses_the_record_and_leaves_no_torn_line(small_disk: Path
     seen: list[int] = []
     assert spool.replay("events", lambda r: seen.append(r["n"])) == stored  # no torn line set aside
     assert seen == list(range(stored)) and not (spool.directory / "events.rejected.jsonl").exists()
+
+
+def test_a_replay_that_writes_nothing_leaves_the_files_alone(tmp_path: Path) -> None:
+    """During an outage the replay thread tries every second: it must not rewrite the spool each time."""
+    spool = Spool(tmp_path / "spool")
+    for n in range(5):
+        spool.append("decisions", {"n": n})
+    path = spool.directory / "decisions.jsonl"
+    before = (path.stat().st_ino, path.stat().st_mtime_ns)
+
+    def down(_: dict[str, Any]) -> None:
+        raise UnavailableError("decision log unreachable")
+
+    assert spool.replay("decisions", down, limit=3) == 0
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == before and spool.pending("decisions") == 5
