@@ -52,6 +52,9 @@ CONTACT_OUTCOME: dict[str, str] = {"impression": "impression", "click": "click",
 #: Strongest first: the ``outcome`` column of :meth:`DecisionLog.training_rows` ("sent" when no feedback).
 OUTCOME_ORDER: tuple[str, ...] = ("conversion", "click", "impression", "dismissed", "sent")
 DEFAULT_PREFIX = "nextbest_"
+#: A customer with at most this many sends in the window has their history built from their rows (at most
+#: these sends and a row per kind of feedback on each); beyond, from the summaries. Bounded either way.
+FEW_SENDS = 24
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
 
@@ -118,6 +121,9 @@ class DecisionLog(ABC):
     """
 
     placeholder = "?"
+    #: Read a customer with few sends row by row (a cheap probe first) instead of the summaries' statement: on
+    #: SQLite a decision pays for that statement's planning, not a round trip (benchmarks/decision_log.py).
+    short_histories_by_row = True
 
     def __init__(self, url: str, table_prefix: str = DEFAULT_PREFIX) -> None:
         if not _PREFIX_RE.fullmatch(table_prefix):
@@ -234,7 +240,8 @@ class DecisionLog(ABC):
         i.e. that the caller confirmed it acted on); then one row per feedback type on it, at its first
         arrival (never before the send). Rows of one second: sends first, by exact time then decision id.
 
-        Every row of the window: what tests, replays and tools read. A decision reads :meth:`history`."""
+        Every row of the window: what tests, replays and tools read, and :meth:`history` for a customer with
+        few contacts."""
         args = (customer_key(customer_id), float(since), control_action)
         query = self._sql["contacts_delivered" if delivered_only else "contacts"]
 
@@ -261,6 +268,13 @@ class DecisionLog(ABC):
         if builder.control != CONTROL:
             rows = self.contacts(customer_id, since, control_action=builder.control, delivered_only=delivered_only)
             return builder.build(rows, int(now)) if rows else None
+        # Most customers have a short history: its rows are cheaper to read than the summaries' statement.
+        sends = self._sends(customer_id, since, FEW_SENDS + 1) if self.short_histories_by_row else FEW_SENDS + 1
+        if sends == 0:
+            return None  # no contact in the window
+        if sends <= FEW_SENDS:
+            built = builder.build(self.contacts(customer_id, since, delivered_only=delivered_only), int(now))
+            return built if built["days_since_action"] else None
         bounds = Bounds.at(int(now), since)
         params = history_params(customer_key(customer_id), bounds, delivered_only, builder.streak_contacts)
         query = self._sql["history"]
@@ -281,6 +295,16 @@ class DecisionLog(ABC):
             else:  # C: per window, its days up to today's start, plus today up to now (serving/log_history.py)
                 counts[name] = (int(a + d), int(b + d), int(c + d))
         return builder.summarize(summary)
+
+    def _sends(self, customer_id: str | int, since: float, at_most: int) -> int:
+        """The customer's sends since ``since`` (the control action aside), counted up to ``at_most``."""
+        args = (customer_key(customer_id), float(since), CONTROL, int(at_most))
+
+        def op(cur: Any) -> int:
+            cur.execute(self._sql["sends_probe"], args)
+            return int(cur.fetchone()[0])
+
+        return self._run(op)
 
     def training_rows(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         """One row per decision in ``[since, until)``: metadata, logged probability (also as ``propensity``,

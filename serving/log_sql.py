@@ -65,6 +65,9 @@ def statements(d: str, f: str) -> dict[str, str]:
         "contacts": _contacts(d, f, served, delivered_only=False),
         # Only decisions the caller confirmed with feedback count as contacts (the service's default).
         "contacts_delivered": _contacts(d, f, served, delivered_only=True),
+        # How many sends the customer has in the window, counting at most ? (an index range, stopped early): a
+        # decision reads a short history row by row, a long one from the summaries (DecisionLog.history).
+        "sends_probe": f"SELECT COUNT(*) FROM (SELECT 1 FROM {d} d WHERE {served} AND d.action <> ? LIMIT ?) s",
         "training": "SELECT d.decision_id, d.request_id, d.customer_id, d.created_at, d.channel, d.action, "
         "d.action_channel, d.probability, d.explored, d.control, d.degraded, d.model_version, d.ruleset_version, "
         "d.catalog_version, d.feature_service, d.features, COALESCE(a.converted, 0), COALESCE(a.clicked, 0), "

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from nextbest.core.contact import STREAK_CONTACTS, ContactSummary, History, HistoryBuilder
-from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
+from nextbest.serving.decision_log import FEW_SENDS, DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
 from nextbest.serving.log_history import drop_statements
 
 DAY, HOUR = 86_400, 3_600
@@ -274,7 +274,14 @@ def test_runtime_history_is_the_bounded_read(url: str, monkeypatch: pytest.Monke
             return real(*args, **kw)
 
         monkeypatch.setattr(log, "history", spy)
-        monkeypatch.setattr(log, "contacts", lambda *a, **k: pytest.fail("the runtime must not read every row"))
+        rows = log.contacts
+
+        def bounded_rows(*args: Any, **kw: Any) -> Any:  # a short history is read row by row, never a long one
+            if log._sends(args[0], args[1], FEW_SENDS + 1) > FEW_SENDS:
+                pytest.fail("the runtime must not read every row of a long history")
+            return rows(*args, **kw)
+
+        monkeypatch.setattr(log, "contacts", bounded_rows)
 
         class Stub:
             settings: Any = type("S", (), {"serving": type("V", (), {"history_days": 30, "contacts_from": "feedback"})})
