@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import atexit
 import gc
-import hashlib
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from nextbest.core.decision import Decision, DecisionRequest
-from nextbest.core.events import CustomerEvent, future_time_error, parse_event
-from nextbest.errors import ConfigError, ConflictError, DataError, NotFoundError, UnavailableError
+from nextbest.core.events import CustomerEvent
+from nextbest.errors import ConfigError, ConflictError
 from nextbest.features.online import CustomerFeatures
+from nextbest.serving import intake
 from nextbest.serving.components import Components, Snapshot
-from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord
+from nextbest.serving.decision_log import DecisionLog, DecisionRecord
 from nextbest.serving.decision_output import canonical, request_hash, respond, validated
 from nextbest.serving.decision_output import record as decision_record
+from nextbest.serving.intake import FieldError
 from nextbest.serving.metrics import Metrics, NullMetrics
 from nextbest.serving.readiness import readiness
 from nextbest.serving.schemas import (
@@ -45,14 +44,6 @@ from nextbest.settings import Settings
 
 log = logging.getLogger(__name__)
 UNRECORDED = "not recorded: the decision log and the local spool are full or unwritable"
-
-
-class FieldError(DataError):
-    """Bad input the caller can fix; ``field`` names it (for a 422)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 @dataclass
@@ -231,17 +222,7 @@ class DecisionRuntime:
             return (*self.backends.log.record_decision(record), True)
         except Exception as exc:
             log.error("decision log write failed, spooling decision %s: %s", record.decision_id, exc)
-        return record, True, self._spooled("decisions", record.__dict__)
-
-    def _spooled(self, kind: str, record: dict[str, Any]) -> bool:
-        """Append to the spool; False (logged, counted) when it is full or the disk refuses the write."""
-        try:
-            self.spool.append(kind, record)
-            return True
-        except Exception as exc:
-            log.error("local spool refused a %s record (not recorded anywhere): %s", kind, exc)
-            self.metrics.unlogged.labels(kind).inc()
-            return False
+        return record, True, intake.spooled(self, "decisions", record.__dict__)
 
     def decide_many(self, requests: list[DecideRequest]) -> list[DecisionResponse]:
         return [self.decide(r) for r in requests]
@@ -249,106 +230,18 @@ class DecisionRuntime:
     def decide_bodies(self, requests: list[DecideRequest]) -> list[dict[str, Any]]:
         return [self.decide_body(r) for r in requests]
 
-    # Events and feedback ------------------------------------------------------------------------------------
+    # Events and feedback (serving/intake.py) ----------------------------------------------------------------
     def push_event(self, event: CustomerEvent) -> EventResponse:
         """Apply an event to the online store; when the store is down, spool it (never lose it)."""
-        from nextbest.core.events import EVENT_VIEW
-
-        self._not_in_future(event.timestamp)
-        writer = self.backends.events
-        try:
-            if writer is None:
-                raise UnavailableError(f"online store unavailable: {self.backends.features_error}")
-            if self.spool.has_pending("events"):  # events queued during an outage go first: order matters
-                batch = self.settings.serving.spool_replay_batch  # bounded: the rest replays in the background
-                self.spool.replay("events", lambda e: writer.push(parse_event(e)), limit=batch)
-                if self.spool.has_pending("events"):
-                    raise UnavailableError("online store: earlier events are still queued")
-            result = writer.push(event)
-            view, outcome = result.view, result.outcome
-        except Exception as exc:
-            log.warning("online store write failed, spooling %s event: %s", event.type, exc)
-            if not self._spooled("events", event.model_dump(mode="json")):
-                raise UnavailableError(
-                    "online store unreachable and the local spool is full or unwritable: event not applied; retry"
-                ) from None
-            view, outcome = EVENT_VIEW[event.type], "queued"
-        self.metrics.events.labels(event.type, outcome).inc()
-        return EventResponse(customer_id=event.customer_id, type=event.type, view=view, outcome=outcome)
+        return intake.push_event(self, event)
 
     def feedback(self, fb: FeedbackRequest) -> FeedbackResponse:
-        """Record feedback on a logged decision. While the log is unreachable (or the decision still waits in
-        the spool), the feedback is spooled and checked when it is replayed: ``queued: true``."""
-        if fb.timestamp is not None:
-            self._not_in_future(fb.timestamp)
-        ts = fb.timestamp.timestamp() if fb.timestamp else time.time()
-        feedback_id = fb.feedback_id or content_id(fb)
-        pending = {"feedback_id": feedback_id, "decision_id": fb.decision_id, "customer_id": fb.customer_id,
-                   "created_at": ts, "type": fb.type, "revenue": fb.revenue, "payload": {"source": "api"}}  # fmt: skip
-        try:
-            stored = self.backends.log.get(fb.decision_id)
-        except Exception as exc:
-            return self._queue_feedback(pending, exc)
-        if stored is None:
-            if self.spool.has_pending("decisions"):  # its decision may be waiting to be logged
-                return self._queue_feedback(pending, "decision not logged yet")
-            raise NotFoundError(f"decision_id: decision {fb.decision_id} does not exist")
-        if fb.customer_id is not None and fb.customer_id != stored.customer_id:
-            raise FieldError("customer_id", f"decision {fb.decision_id} belongs to customer {stored.customer_id}")
-        record = FeedbackRecord(**{**pending, "customer_id": stored.customer_id})
-        try:
-            recorded = self.backends.log.record_feedback(record)
-        except (NotFoundError, DataError):
-            raise
-        except Exception as exc:
-            return self._queue_feedback({**pending, "customer_id": stored.customer_id}, exc)
-        self.metrics.feedback.labels(fb.type, str(recorded).lower()).inc()
-        return FeedbackResponse(decision_id=fb.decision_id, feedback_id=feedback_id, recorded=recorded)
-
-    def _queue_feedback(self, pending: dict[str, Any], why: object) -> FeedbackResponse:
-        log.warning("feedback %s spooled: %s", pending["feedback_id"], why)
-        if not self._spooled("feedback", pending):
-            raise UnavailableError(
-                "decision log unreachable and the local spool is full or unwritable: feedback not recorded; retry"
-            )
-        self.metrics.feedback.labels(pending["type"], "queued").inc()
-        return FeedbackResponse(
-            decision_id=pending["decision_id"], feedback_id=pending["feedback_id"], recorded=False, queued=True
-        )
-
-    def _write_spooled_feedback(self, item: dict[str, Any]) -> None:
-        """A spooled feedback, checked now as :meth:`feedback` would have (unknown decision: set aside)."""
-        stored = self.backends.log.get(item["decision_id"])
-        if stored is None:
-            raise NotFoundError(f"decision {item['decision_id']} does not exist")
-        if item.get("customer_id") not in (None, stored.customer_id):
-            raise DataError(f"decision {item['decision_id']} belongs to customer {stored.customer_id}")
-        self.backends.log.record_feedback(FeedbackRecord(**{**item, "customer_id": stored.customer_id}))
-
-    def _not_in_future(self, timestamp: datetime) -> None:
-        """A 422 naming ``timestamp`` when it is further ahead than the allowed clock skew."""
-        too_late = future_time_error(timestamp, time.time(), self.settings.serving.max_clock_skew_s)
-        if too_late:
-            raise FieldError("timestamp", too_late)
+        """Record feedback on a logged decision, or spool it while the log is unreachable (``queued``)."""
+        return intake.feedback(self, fb)
 
     def feedback_many(self, items: list[FeedbackRequest]) -> list[FeedbackResult]:
         """Each item on its own: one unknown decision does not reject the others."""
-        out = []
-        for item in items:
-            try:
-                r = self.feedback(item)
-                out.append(
-                    FeedbackResult(
-                        decision_id=r.decision_id, feedback_id=r.feedback_id, recorded=r.recorded, queued=r.queued
-                    )
-                )
-            except (NotFoundError, DataError, UnavailableError) as exc:
-                out.append(
-                    FeedbackResult(
-                        decision_id=item.decision_id, feedback_id=item.feedback_id, recorded=False, error=str(exc)
-                    )
-                )
-        return out
+        return intake.feedback_many(self, items)
 
     # Operations ---------------------------------------------------------------------------------------------
     def readiness(self, details: bool = True) -> ReadinessResponse:
@@ -371,29 +264,12 @@ class DecisionRuntime:
         }
 
     def replay_spool(self) -> dict[str, int]:
-        """Write spooled records to their backends again, one bounded batch per kind, in order (the service's
-        replay thread calls it until nothing is left or a backend is still down; start-up calls it once).
-        Feedback waits until every spooled decision is logged: it is checked against its decision."""
-        batch, spool = self.settings.serving.spool_replay_batch, self.spool
-        done = spool.replay("decisions", lambda d: self.backends.log.record_decision(DecisionRecord(**d)), batch)
-        feedback = 0
-        if not spool.has_pending("decisions"):
-            feedback = spool.replay("feedback", self._write_spooled_feedback, batch)
-        events = 0
-        if self.backends.events is not None:
-            events = spool.replay("events", lambda e: self.backends.events.push(parse_event(e)), batch)
-        return {"decisions": done, "feedback": feedback, "events": events}
+        """One bounded batch per kind of spooled records written back (:func:`intake.replay_spool`)."""
+        return intake.replay_spool(self)
 
     def drain_spool(self, stop: Callable[[], bool] = lambda: False) -> dict[str, int]:
-        """:meth:`replay_spool` until nothing more is written (all replayed, or a backend still down)."""
-        total = {"decisions": 0, "feedback": 0, "events": 0}
-        while not stop():
-            step = self.replay_spool()
-            for kind, n in step.items():
-                total[kind] += n
-            if not any(step.values()):
-                return total
-        return total
+        """Replayed until nothing more is written (:func:`intake.drain_spool`)."""
+        return intake.drain_spool(self, stop)
 
 
 def build_runtime(settings: Settings, metrics: Metrics | None = None) -> DecisionRuntime:
@@ -432,14 +308,6 @@ def freeze_startup_objects() -> None:
     gc.collect()
     gc.freeze()
     atexit.register(gc.unfreeze)
-
-
-def content_id(fb: FeedbackRequest) -> str:
-    """The default ``feedback_id``: derived from what the feedback says (decision, type, revenue, and its time
-    when the caller gave one), so a retry without an id is the same feedback, recorded once. Two purchases on
-    one decision are told apart by their timestamps, or by ids of their own."""
-    stated = [fb.decision_id, fb.type, fb.revenue, fb.timestamp.isoformat() if fb.timestamp else None]
-    return "fb-" + hashlib.sha256(json.dumps(stated).encode()).hexdigest()[:32]
 
 
 def _used(row: CustomerFeatures | None) -> dict[str, Any]:
