@@ -121,7 +121,9 @@ def prepare(home: Path, customers: int = 10_000) -> dict[str, Any]:
     catalog_path = write_catalog(settings.catalog_path, home / "catalog" / "actions20.yaml")
     wide = widen(outcome.result.model, load_catalog(catalog_path))
     with mlflow.start_run(run_name="bench-20-actions"):
-        tags = {"feature_service": settings.serving.feature_service, "learner": "s", "source": "benchmark"}
+        from nextbest.core.features import DEFAULT_FEATURE_SERVICE
+
+        tags = {"feature_service": DEFAULT_FEATURE_SERVICE, "learner": "s", "source": "benchmark"}
         _, version = tracking.log_policy_model(wide, outcome.result.splits["test"].frame, cfg.model_name, tags)
     mlflow.MlflowClient().set_registered_model_alias(cfg.model_name, tracking.CHAMPION, str(version))
     info = {

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=20_000)
     args, home, world = world_from_args(parser)
 
-    from nextbest.serving.decision_log import FeedbackRecord, open_decision_log
+    from nextbest.io.decision_log import FeedbackRecord, open_decision_log
     from nextbest.serving.explorer_data import analytics
     from nextbest.serving.runtime import build_runtime
     from nextbest.serving.schemas import DecideRequest

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Timing, measure, report
 
 from nextbest.core.contact import HistoryBuilder
-from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
+from nextbest.io.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
 
 NOW = 1_795_000_000.0
 ACTIONS = [f"action_{i:02d}" for i in range(19)] + ["no_action"]
@@ -184,7 +184,7 @@ def main() -> None:
             for name, url in (("SQLite", sqlite), ("PostgreSQL", pg)):
                 report(single(name, url, args, tag), f"{name}: bare INSERT of the JSON (floor)")
                 print()
-            from nextbest.serving.log_sqlite import SqliteDecisionLog
+            from nextbest.io.decision_log.sqlite import SqliteDecisionLog
 
             print("8 threads, each record_decision + history() per call:")
             loads = [
@@ -196,7 +196,7 @@ def main() -> None:
         finally:
             import psycopg
 
-            from nextbest.serving.log_history import drop_statements
+            from nextbest.io.decision_log.history import drop_statements
 
             with psycopg.connect(args.postgres_url, autocommit=True) as conn:
                 for t in (tag, tag + "c"):

@@ -45,7 +45,7 @@ FEEDBACK = (("impression", 0.6), ("click", 0.15), ("dismissed", 0.2), ("conversi
 def fill(runtime: Any, customer: str, n: int, now: float, seed: int = 0) -> dict[str, int]:
     """Log ``n`` decisions of ``customer`` spread over the 29 days before ``now``, cloned from a real decision
     of the runtime (its features, scores and response, so rows have a real decision's size)."""
-    from nextbest.serving.decision_log import FeedbackRecord
+    from nextbest.io.decision_log import FeedbackRecord
     from nextbest.serving.schemas import DecideRequest
 
     log, catalog = runtime.backends.log, runtime.components.snapshot().policy.catalog
@@ -122,7 +122,7 @@ def main() -> None:
         if args.postgres:
             import psycopg
 
-            from nextbest.serving.log_history import drop_statements
+            from nextbest.io.decision_log.history import drop_statements
 
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 for sql in drop_statements(prefix):

@@ -270,11 +270,13 @@ def start_all(
     assert model is not None
     catalog = load_catalog(Path(world["catalog"]))
     params = yaml.safe_load(Path(str(settings.rule_params_path)).read_text())["params"]
+    from nextbest.core.features import DEFAULT_FEATURE_SERVICE
+
     config = {
         "port": ports["naive"],
         "feast_url": f"http://127.0.0.1:{ports['feast']}/get-online-features",
         "mlflow_url": f"http://127.0.0.1:{ports['mlflow']}/invocations",
-        "feature_service": settings.serving.feature_service,
+        "feature_service": DEFAULT_FEATURE_SERVICE,
         "columns": list(model.feature_names),
         "numeric": list(model.encoder.numeric),
         "control": catalog.control,

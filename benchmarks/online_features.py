@@ -39,7 +39,7 @@ def main() -> None:
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from nextbest.core.features import ENTITY, FEATURE_SERVICES, ON_DEMAND_VIEW, REQUEST_TS
+    from nextbest.core.features import DEFAULT_FEATURE_SERVICE, ENTITY, FEATURE_SERVICES, ON_DEMAND_VIEW, REQUEST_TS
     from nextbest.features.online import OnlineFeatureReader
     from nextbest.features.store import open_store
     from nextbest.settings import load_settings
@@ -51,13 +51,13 @@ def main() -> None:
     else:
         settings = load_settings(home=home)
     store = open_store(settings)
-    reader = OnlineFeatureReader(store, settings.serving.feature_service, path="direct")
-    generic = OnlineFeatureReader(store, settings.serving.feature_service, path="feature_service")
-    service = store.get_feature_service(settings.serving.feature_service)
+    reader = OnlineFeatureReader(store, DEFAULT_FEATURE_SERVICE, path="direct")
+    generic = OnlineFeatureReader(store, DEFAULT_FEATURE_SERVICE, path="feature_service")
+    service = store.get_feature_service(DEFAULT_FEATURE_SERVICE)
     ids = np.random.default_rng(0).integers(1, args.customers + 1, args.reads + 100)
 
     conn = sqlite3.connect(settings.feast_dir / "online.db", check_same_thread=False)
-    views = [v for v in FEATURE_SERVICES[settings.serving.feature_service] if v != ON_DEMAND_VIEW]
+    views = [v for v in FEATURE_SERVICES[DEFAULT_FEATURE_SERVICE] if v != ON_DEMAND_VIEW]
     queries = [f'SELECT feature_name, value, event_ts FROM "nextbest_{v}" WHERE entity_key = ?' for v in views]
     version = store.config.entity_key_serialization_version
 

@@ -159,7 +159,7 @@ def main() -> None:
 
     from nextbest.core.decision import DecisionPolicy, DecisionRequest
     from nextbest.core.decision_batch import decide_batch
-    from nextbest.core.rule_values import RequestInfo
+    from nextbest.core.rules.values import RequestInfo
 
     _catalog, with_rules, without, customers, histories = build(args.decisions + 100)
     assert isinstance(with_rules, DecisionPolicy) and isinstance(without, DecisionPolicy)

@@ -8,5 +8,7 @@ place where definitions are built at import time.
 from nextbest.features.store import definitions
 from nextbest.settings import load_settings
 
-for _obj in definitions(load_settings().data_dir):
+_data_dir = load_settings().data_dir
+assert _data_dir is not None  # Settings fills it in
+for _obj in definitions(_data_dir):
     globals()[f"_{type(_obj).__name__.lower()}_{_obj.name}"] = _obj

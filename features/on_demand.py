@@ -48,4 +48,5 @@ def request_time_view(views: list[FeatureView]) -> OnDemandFeatureView:
             for name, values in computed.items()
         }
 
-    return request_time
+    odfv: OnDemandFeatureView = request_time
+    return odfv

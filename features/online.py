@@ -106,7 +106,7 @@ class OnlineFeatureReader:
         wanted = set(self._features)
         members = [m for m in FEATURE_SERVICES[self.service_name] if m != ON_DEMAND_VIEW]
         self._views = {m: tuple(n for n in view(m).served_names if n in wanted) for m in members}
-        self._ttl = {m: (view(m).ttl_days * 86_400.0 if view(m).ttl_days else None) for m in members}
+        self._ttl = {m: (ttl * 86_400.0 if (ttl := view(m).ttl_days) else None) for m in members}
         if self.path == "direct":
             try:
                 self._direct = _DirectRead.build(

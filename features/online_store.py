@@ -56,8 +56,8 @@ WriteRows = list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime
 
 
 class MonotonicSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
-    type: Literal["nextbest.features.online_store.MonotonicSqliteOnlineStore"] = (  # type: ignore[assignment]
-        "nextbest.features.online_store.MonotonicSqliteOnlineStore"
+    type: Literal["nextbest.features.online_store.MonotonicSqliteOnlineStore"] = (
+        "nextbest.features.online_store.MonotonicSqliteOnlineStore"  # type: ignore[assignment]
     )
 
 
@@ -161,7 +161,7 @@ class MonotonicSqliteOnlineStore(SqliteOnlineStore):
                 found[v][key] = (stamp, {name: value})
             else:
                 row[1][name] = value
-        return [[found[v].get(key, (None, None)) for key in keys] for v in range(len(reads))]  # type: ignore[misc]
+        return [[found[v].get(key, (None, None)) for key in keys] for v in range(len(reads))]
 
 
 # Compare-and-set of one entity's row of one view. The stored event time is Feast's protobuf ``Timestamp``
@@ -196,8 +196,8 @@ return 1
 
 
 class MonotonicRedisOnlineStoreConfig(RedisOnlineStoreConfig):
-    type: Literal["nextbest.features.online_store.MonotonicRedisOnlineStore"] = (  # type: ignore[assignment]
-        "nextbest.features.online_store.MonotonicRedisOnlineStore"
+    type: Literal["nextbest.features.online_store.MonotonicRedisOnlineStore"] = (
+        "nextbest.features.online_store.MonotonicRedisOnlineStore"  # type: ignore[assignment]
     )
     retries: int = 1
     """Immediate reconnects after a broken connection (a restarted Redis); timeouts are not retried."""

@@ -82,7 +82,6 @@ class ServingSettings(BaseModel):
     model_name: str = "nextbest-uplift"
     model_alias: str = "champion"
     model_dir: Path | None = Field(None, description="Serve this model directory instead of the registry alias.")
-    feature_service: str = "nba_v1"
     feature_read: Literal["direct", "feature_service"] = Field(
         "direct",
         description="How online features are read: the service's feature views through Feast's online store "

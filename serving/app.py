@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -116,7 +117,7 @@ def _error(
     message: str,
     field: str | None = None,
     detail: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(error=message, field=field, detail=detail or []).model_dump()
     return JSONResponse(body, status_code=status, headers=headers)
@@ -202,7 +203,7 @@ def create_app() -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        first: dict[str, Any] = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field_of(first.get("loc", ()), first.get("type", ""))
         detail = [
             {

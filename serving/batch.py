@@ -1,12 +1,17 @@
 """Batch decisioning for outbound campaigns (``nextbest decide-batch``): the same decision core as the online
 service, vectorised. Features come inline (the input file's columns, like ``nextbest train --data``) or from
 the Feast online store by customer id; the model from a directory or the registry alias.
+
+Like ``/decide``, a batch reads each customer's contact history from the decision log (so frequency caps,
+cooldowns and ignore-suppression hold for outbound campaigns too) and records every decision there, in bulk:
+feedback joins to a batch decision by its id, its sends count toward later contact policies, and retraining
+and analytics see outbound and real-time decisions alike. A dry run reads the history and records nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,19 +21,40 @@ import pandas as pd
 
 from nextbest.core.contract import FeatureGaps, rule_feature_gaps
 from nextbest.core.decision import DecisionPolicy
-from nextbest.core.decision_batch import decide_batch
+from nextbest.core.decision_batch import BatchDecisions, decide_batch
+from nextbest.core.degradation import DecisionInputs, ViewStatus, degradation
 from nextbest.core.ids import InvalidCustomerId, canonical_customer_ids
+from nextbest.core.served import ServedDecision
 from nextbest.errors import DataError
+from nextbest.io.decision_log import DecisionLog, DecisionRecord
 from nextbest.model.policy_model import PolicyModel
+from nextbest.serving.decision_output import render
+from nextbest.serving.inputs import contact_histories
+from nextbest.settings import ServingSettings
 
 Progress = Callable[[int], None]
+RECORD_CHUNK = 2_000  # decisions per transaction: another process's writer waits for one chunk at most
 
 
 @dataclass(frozen=True)
 class BatchResult:
     frame: pd.DataFrame
     seconds: float
-    decide_seconds: float  # excluding input reading, Feast lookups and writing
+    decide_seconds: float  # excluding input reading, Feast lookups, the log and writing
+    history_seconds: float = 0.0  # reading contact histories from the decision log
+    record_seconds: float = 0.0  # recording the decisions in the decision log
+    recorded: int = 0  # decisions newly written to the log (a re-run of the same batch writes none)
+
+
+@dataclass(frozen=True)
+class DecisionLogUse:
+    """How a batch uses the decision log: where it is, the history window, and whether to record (a dry run
+    reads contact histories and records nothing)."""
+
+    log: DecisionLog
+    serving: ServingSettings
+    feature_service: str
+    record: bool = True
 
 
 def read_customers(path: Path) -> pd.DataFrame:
@@ -64,11 +90,20 @@ def inline_features(frame: pd.DataFrame, model: PolicyModel) -> dict[str, Any]:
 
 def feast_features(reader: Any, ids: list[str], now: float, chunk: int = 500) -> dict[str, Any]:
     """Online features for many customers, read in chunks; stale views come back missing."""
-    rows: list[dict[str, Any]] = []
+    return feast_rows(reader, ids, now, chunk)[0]
+
+
+def feast_rows(
+    reader: Any, ids: list[str], now: float, chunk: int = 500
+) -> tuple[dict[str, Any], list[dict[str, ViewStatus]]]:
+    """Online features for many customers, read in chunks, and each customer's view freshness (what
+    ``run_batch`` turns into the fallback for an unknown customer or stale features, as ``/decide`` does)."""
+    rows: list[Any] = []
     for start in range(0, len(ids), chunk):
-        rows.extend(r.values for r in reader.read(ids[start : start + chunk], now))
-    names = list(rows[0]) if rows else []
-    return {n: np.array([r[n] for r in rows], dtype=object) for n in names}
+        rows.extend(reader.read(ids[start : start + chunk], now))
+    names = list(rows[0].values) if rows else []
+    values = {n: np.array([r.values[n] for r in rows], dtype=object) for n in names}
+    return values, [dict(r.view_status) for r in rows]
 
 
 def available_features(features: dict[str, Any]) -> list[str]:
@@ -103,37 +138,96 @@ def run_batch(
     chunk: int = 20_000,
     progress: Progress | None = None,
     scores: bool = False,
+    log: DecisionLogUse | None = None,
+    view_status: Sequence[Mapping[str, ViewStatus]] | None = None,
 ) -> BatchResult:
-    """Decide for every row of ``frame``; ``features`` maps name -> one value per row."""
+    """Decide for every row of ``frame``; ``features`` maps name -> one value per row. With ``log``, contact
+    histories come from the decision log and the decisions are recorded there; without, every customer is
+    "never contacted" and nothing is recorded (the decision core alone, as tests and benchmarks use it).
+    ``view_status`` (features read from the online store, :func:`feast_rows`): an unknown customer or one with
+    a stale or missing view is served the fallback (nextbest/core/degradation.py), as ``/decide`` serves it."""
     started = time.perf_counter()
     now = time.time() if now is None else now
     cands = policy.candidates(channel)
     scored = tuple(a for a in cands if a in model.action_ids)
     ids = canonical_customer_ids(frame["customer_id"].to_numpy())
+    version = str(model.metadata.get("version", ""))
+    fallbacks = None
+    if view_status is not None:
+        scorable = policy.catalog.control in scored
+        fallbacks = [
+            degradation(DecisionInputs(c, view_status=v, control_scorable=scorable))
+            for c, v in zip(ids, view_status, strict=True)
+        ]
     parts: list[pd.DataFrame] = []
-    decide_time = 0.0
+    decide_time = history_time = record_time = 0.0
+    recorded = 0
     for start in range(0, len(ids), chunk):
+        part_ids = ids[start : start + chunk]
         part = {k: v[start : start + chunk] for k, v in features.items()}
+        histories = None
+        if log is not None:
+            t0 = time.perf_counter()
+            histories = contact_histories(log.log, policy.history, part_ids, now, log.serving)
+            history_time += time.perf_counter() - t0
         t0 = time.perf_counter()
-        X = model.encoder.transform_columns(part, len(ids[start : start + chunk]))
+        X = model.encoder.transform_columns(part, len(part_ids))
         p, revenue = model.predict(X, scored, threads=2)
         decisions = decide_batch(
             policy,
-            ids[start : start + chunk],
+            part_ids,
             part,
             p,
             revenue,
             channel=channel,
             now=int(now),
             candidates=scored,
+            histories=histories,
+            degradations=None if fallbacks is None else fallbacks[start : start + chunk],
             margin=model.decision_margin,
             scale=model.value_scale,
         )
         cols = decisions.columns(explain=True, scores=scores)
         decide_time += time.perf_counter() - t0
+        if log is not None and log.record:
+            t0 = time.perf_counter()
+            records = batch_records(decisions, part, version or None, log.feature_service, now)
+            for i in range(0, len(records), RECORD_CHUNK):
+                recorded += log.log.record_decisions(records[i : i + RECORD_CHUNK])
+            record_time += time.perf_counter() - t0
         parts.append(pd.DataFrame(cols))
         if progress:
             progress(len(cols["customer_id"]))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    out["model_version"] = str(model.metadata.get("version", ""))
-    return BatchResult(out, time.perf_counter() - started, decide_time)
+    out["model_version"] = version
+    return BatchResult(out, time.perf_counter() - started, decide_time, history_time, record_time, recorded)
+
+
+def batch_records(
+    decisions: BatchDecisions,
+    features: dict[str, Any],
+    model_version: str | None,
+    feature_service: str,
+    now: float,
+) -> list[DecisionRecord]:
+    """The decision-log record of every row, as ``/decide`` would have logged it (its response body included);
+    ``features`` are the row's values, as the model read them."""
+    catalog = decisions.policy.catalog
+    names = [n for n in features if n != "customer_id"]
+    columns = [np.asarray(features[n]).tolist() for n in names]  # plain Python values, NaN where missing
+    out = []
+    for i in range(len(decisions)):
+        d = decisions.decision(i)
+        served = ServedDecision.of(
+            d,
+            catalog,
+            customer_id=str(d.customer_id),
+            channel=decisions.channel,
+            request_id=None,
+            model_version=model_version,
+            feature_service=feature_service,
+            decided_at=now,
+        )
+        row = {n: col[i] for n, col in zip(names, columns, strict=True)}
+        out.append(render(served, row)[1])
+    return out

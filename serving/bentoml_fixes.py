@@ -85,5 +85,5 @@ def answer_bad_requests() -> None:
                 raise
             return JSONResponse({"error": str(exc.detail), "detail": []}, status_code=exc.status_code)
 
-    ServiceAppFactory.api_endpoint = api_endpoint  # type: ignore[method-assign]
+    ServiceAppFactory.api_endpoint = api_endpoint
     setattr(ServiceAppFactory, _ANSWERS_BAD_REQUESTS, True)

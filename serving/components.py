@@ -15,12 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextbest.core.catalog import ActionCatalog, load_catalog
-from nextbest.core.contract import CatalogDiff, FeatureGaps, compare_catalogs, model_catalog, rule_feature_gaps
+from nextbest.core.contract import (
+    CatalogDiff,
+    FeatureGaps,
+    compare_catalogs,
+    feature_service_mismatch,
+    model_catalog,
+    model_feature_service,
+    rule_feature_gaps,
+)
 from nextbest.core.decision import DecisionPolicy
 from nextbest.core.exploration import Exploration
-from nextbest.core.features import all_fields, service_features
-from nextbest.core.rule_check import check
+from nextbest.core.features import DEFAULT_FEATURE_SERVICE, all_fields, service_features
 from nextbest.core.rules import load_ruleset
+from nextbest.core.rules.check import check
 from nextbest.errors import ConfigError, NextbestError
 from nextbest.serving.models import LoadedModel, load_serving_model
 from nextbest.settings import Settings
@@ -106,6 +114,10 @@ class Components:
     load_model: bool = True
     policy_status: ReloadStatus = field(default_factory=ReloadStatus)
     refused_model: str | None = None  # why the last model offered is not served (None: it is)
+    #: The feature service the online reader serves: the first model's (nextbest/core/contract.py), else the
+    #: default. A model trained on another one is refused until a restart (the reader is built once).
+    feature_service: str = DEFAULT_FEATURE_SERVICE
+    feature_service_error: str | None = None  # the last model refused for its feature service, naming both
     gaps: FeatureGaps = field(default_factory=FeatureGaps)
     _live: Snapshot = field(init=False, repr=False)
     _pending_policy: DecisionPolicy | None = field(default=None, repr=False)  # rejected: the live model does not fit
@@ -120,7 +132,10 @@ class Components:
         self._files_fingerprint = _fingerprint(self.files)
         self.policy_status.loaded_at = time.time()
         if self.load_model:
-            self._offer_model(load_serving_model(self.settings))
+            first = load_serving_model(self.settings)
+            if first.model is not None:
+                self.feature_service = model_feature_service(first.model.metadata) or DEFAULT_FEATURE_SERVICE
+            self._offer_model(first)
         self._check_features()
 
     # The live pair: one reference, so a request never sees the policy of one swap with the model of another.
@@ -160,7 +175,7 @@ class Components:
     def _check_features(self) -> None:
         """Rules and model features the decision's features lack: logged once per change of the live pair."""
         model = self.model.model
-        service = service_features(self.settings.serving.feature_service)
+        service = service_features(self.feature_service)
         gaps = rule_feature_gaps(self.policy.engine, service, model.feature_names if model else ())
         if gaps and gaps != self.gaps:
             log.warning("%s", gaps.describe(self.features_label))
@@ -168,7 +183,7 @@ class Components:
 
     @property
     def features_label(self) -> str:
-        return f"the online features (feature service {self.settings.serving.feature_service})"
+        return f"the online features (feature service {self.feature_service})"
 
     def _policy_swapped(self, old: DecisionPolicy, why: str = "") -> None:
         self._pending_policy = None
@@ -189,6 +204,16 @@ class Components:
                 return False, loaded.error
             self.model = loaded
             return True, loaded.error
+        mismatch = feature_service_mismatch(loaded.model.metadata, loaded.version, self.feature_service)
+        if mismatch is not None:
+            self.feature_service_error = mismatch
+            if self.model.model is not None:
+                log.error("%s; keeping version %s", mismatch, self.model.version)
+                return False, mismatch
+            log.error("%s; serving the fallback until a model fits", mismatch)
+            self.model = LoadedModel(None, None, loaded.source, mismatch, time.time())
+            return False, mismatch
+        self.feature_service_error = None
         pending = self._pending_policy
         target = pending if pending is not None and _fits(pending, loaded) else self.policy
         if not _fits(target, loaded):

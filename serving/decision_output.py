@@ -1,11 +1,12 @@
-"""What a decision becomes: the HTTP response body and the decision-log record.
+"""What a served decision becomes: the HTTP response body and the decision-log record, both rendered from one
+:class:`~nextbest.core.served.ServedDecision`.
 
 The body is built here as JSON values in the field order of :class:`DecisionResponse`, not by validating that
 model: the values come from the decision core, not from a caller, and validating 20 candidates, their
 suppressions and shadow hits cost more than the rest of the response (tests hold every kind of body equal to
-its validated, dumped model). The candidate, suppression and shadow lists are built once and shared by the
-response and the record (the log stores them in its ``scores`` and ``rule_hits`` columns and restores them
-into the response).
+its validated, dumped model). The candidate, suppression and shadow lists are built once: the body shows them,
+the record stores them in its ``scores`` and ``rule_hits`` columns and its ``response`` without them (the log
+restores them when it reads the row back), so a decision's bytes are not stored twice.
 """
 
 from __future__ import annotations
@@ -17,27 +18,79 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from nextbest.core.catalog import ActionCatalog
-from nextbest.core.decision import Decision
-from nextbest.core.rule_values import RuleHit
-from nextbest.serving.decision_log import DecisionRecord
+from nextbest.core.decision import CandidateScore, Decision
+from nextbest.core.rules.values import RuleHit
+from nextbest.core.served import ServedDecision
+from nextbest.io.decision_log import DecisionRecord
+from nextbest.io.decision_log.sql import IN_COLUMNS
 from nextbest.serving.schemas import DecideRequest, DecisionResponse
 
-_CANDIDATE_KEYS = ("action", "rank", "eligible", "propensity", "uplift", "value", "cost", "lever", "net_value")
+#: One candidate shape: the core's CandidateScore, rendered by field name (tests hold CandidateOut to it).
+_CANDIDATE_KEYS = CandidateScore._fields
+_LISTS = ("candidates", "suppressed", "shadow")  # the body's lists the record stores in columns of their own
 
 
-def respond(
-    req: DecideRequest, d: Decision, model_version: str | None, feature_service: str, now: float
-) -> dict[str, Any]:
-    """The response body of ``d`` (JSON values: what ``DecisionResponse(...).model_dump(mode="json")`` gives).
-    ``model_version``: the version that scored the decision (None when a degraded decision had no model);
-    ``now``: when it was decided (Unix seconds)."""
+def respond(served: ServedDecision) -> dict[str, Any]:
+    """The response body (JSON values: what ``DecisionResponse(...).model_dump(mode="json")`` gives)."""
+    return _body(served, *_lists(served.decision))
+
+
+def render(served: ServedDecision, features: dict[str, Any]) -> tuple[dict[str, Any], DecisionRecord]:
+    """The response body and the decision-log record (``features``: the values the decision used), from one
+    set of candidate, suppression and shadow lists."""
+    candidates, suppressed, shadow = _lists(served.decision)
+    body = _body(served, candidates, suppressed, shadow)
+    d = served.decision
+    stored = {k: v for k, v in body.items() if k not in _LISTS}
+    stored[IN_COLUMNS] = sorted(_LISTS)  # restored from scores and rule_hits when the row is read
+    record = DecisionRecord(
+        decision_id=d.decision_id,
+        request_id=served.request_id,
+        customer_id=served.customer_id,
+        created_at=served.decided_at,
+        channel=served.channel,
+        action=d.action,
+        action_channel=served.action_channel,
+        probability=d.probability,
+        explored=d.explored,
+        control=d.control,
+        degraded=d.degraded,
+        reason=d.reason,
+        model_version=served.model_version,
+        ruleset_version=d.ruleset_version,
+        catalog_version=d.catalog_version,
+        feature_service=served.feature_service,
+        features=features,
+        scores=candidates,
+        rule_hits=[*shadow, *({"suppressed": s} for s in suppressed)],
+        response=stored,
+        context=dict(served.context),
+        request_hash=served.request_hash,
+    )
+    return body, record
+
+
+def _lists(d: Decision) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     keys = _CANDIDATE_KEYS
+    return (
+        [dict(zip(keys, c, strict=True)) for c in d.candidates],
+        [{"action": s.action, "rule_ids": list(s.rule_ids), "messages": list(s.messages)} for s in d.suppressed],
+        [_hit(h) for h in d.shadow],
+    )
+
+
+def _body(
+    served: ServedDecision,
+    candidates: list[dict[str, Any]],
+    suppressed: list[dict[str, Any]],
+    shadow: list[dict[str, Any]],
+) -> dict[str, Any]:
+    d = served.decision
     return {
         "decision_id": d.decision_id,
-        "request_id": req.request_id,
-        "customer_id": req.customer_id,
-        "channel": req.channel,
+        "request_id": served.request_id,
+        "customer_id": served.customer_id,
+        "channel": served.channel,
         "action": d.action,
         "probability": float(d.probability),
         "greedy_action": d.greedy_action,
@@ -45,16 +98,14 @@ def respond(
         "control": bool(d.control),
         "degraded": bool(d.degraded),
         "reason": d.reason,
-        "candidates": [dict(zip(keys, c, strict=True)) for c in d.candidates],
-        "suppressed": [
-            {"action": s.action, "rule_ids": list(s.rule_ids), "messages": list(s.messages)} for s in d.suppressed
-        ],
-        "shadow": [_hit(h) for h in d.shadow],
-        "model_version": model_version,
+        "candidates": candidates,
+        "suppressed": suppressed,
+        "shadow": shadow,
+        "model_version": served.model_version,
         "ruleset_version": d.ruleset_version,
         "catalog_version": d.catalog_version,
-        "feature_service": feature_service,
-        "decided_at": iso_utc(now),
+        "feature_service": served.feature_service,
+        "decided_at": iso_utc(served.decided_at),
         "replayed": False,
         "logged": True,
     }
@@ -92,41 +143,6 @@ def request_hash(req: DecideRequest) -> str:
     }
     canonical_json = json.dumps(asked, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical_json.encode()).hexdigest()[:32]
-
-
-def record(
-    req: DecideRequest,
-    d: Decision,
-    catalog: ActionCatalog,
-    features: dict[str, Any],
-    body: dict[str, Any],
-    now: float,
-) -> DecisionRecord:
-    """The decision-log record of ``d``, with ``body`` (from :func:`respond`) as its response."""
-    return DecisionRecord(
-        decision_id=d.decision_id,
-        request_id=req.request_id,
-        customer_id=req.customer_id,
-        created_at=now,
-        channel=req.channel,
-        action=d.action,
-        action_channel=catalog.delivery_channel(req.channel, d.action),
-        probability=d.probability,
-        explored=d.explored,
-        control=d.control,
-        degraded=d.degraded,
-        reason=d.reason,
-        model_version=body["model_version"],
-        ruleset_version=d.ruleset_version,
-        catalog_version=d.catalog_version,
-        feature_service=body["feature_service"],
-        features=features,
-        scores=body["candidates"],
-        rule_hits=[*body["shadow"], *({"suppressed": s} for s in body["suppressed"])],
-        response=body,
-        context=dict(req.context),
-        request_hash=None if req.request_id is None else request_hash(req),
-    )
 
 
 def _hit(hit: RuleHit) -> dict[str, Any]:

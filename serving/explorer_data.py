@@ -26,7 +26,7 @@ from nextbest.core.decision import Decision, DecisionPolicy
 from nextbest.core.features import FEATURE_SERVICES, ON_DEMAND_VIEW, REQUEST_FEATURES, request_feature_views, view
 from nextbest.core.simulation import LoggedDecision, simulate
 from nextbest.errors import ConfigError
-from nextbest.serving.decision_log import DecisionLog
+from nextbest.io.decision_log import DecisionLog
 from nextbest.serving.whatif_pool import job_for
 from nextbest.settings import Settings
 
@@ -74,7 +74,7 @@ def feature_views(runtime: Any, preview: Any) -> dict[str, Any]:
     row, now = preview.row, preview.now
     if row is None:
         return {"available": False, "error": preview.decision.reason}
-    service = runtime.settings.serving.feature_service
+    service = runtime.components.feature_service
     views = []
     for name in (m for m in FEATURE_SERVICES[service] if m != ON_DEMAND_VIEW):
         spec = view(name)
@@ -139,8 +139,8 @@ def proposed_policy(settings: Settings, live: DecisionPolicy, name: str | None, 
     """The live policy with a proposed ruleset: a listed file by name, or pasted YAML (checked like ``nextbest
     rules check``; the live parameter file supplies the thresholds)."""
     from nextbest.core.features import all_fields
-    from nextbest.core.rule_check import check
     from nextbest.core.rules import build_ruleset, load_params, load_ruleset, parse_yaml
+    from nextbest.core.rules.check import check
 
     params = settings.rule_params_path
     if text is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nextbest.core.events import CustomerEvent, future_time_error, parse_event
 from nextbest.errors import DataError, NotFoundError, UnavailableError
-from nextbest.serving.decision_log import DecisionRecord, FeedbackRecord
+from nextbest.io.decision_log import DecisionRecord, FeedbackRecord
 from nextbest.serving.schemas import EventResponse, FeedbackRequest, FeedbackResponse, FeedbackResult
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def push_event(rt: DecisionRuntime, event: CustomerEvent) -> EventResponse:
             if rt.spool.has_pending("events"):
                 raise UnavailableError("online store: earlier events are still queued")
         result = writer.push(event)
-        view, outcome = result.view, result.outcome
+        view, outcome = result.view, str(result.outcome)
     except Exception as exc:
         log.warning("online store write failed, spooling %s event: %s", event.type, exc)
         if not spooled(rt, "events", event.model_dump(mode="json")):
@@ -80,7 +80,7 @@ def feedback(rt: DecisionRuntime, fb: FeedbackRequest) -> FeedbackResponse:
         not_in_future(rt, fb.timestamp)
     ts = fb.timestamp.timestamp() if fb.timestamp else time.time()
     feedback_id = fb.feedback_id or content_id(fb)
-    pending = {"feedback_id": feedback_id, "decision_id": fb.decision_id, "customer_id": fb.customer_id,
+    pending: dict[str, Any] = {"feedback_id": feedback_id, "decision_id": fb.decision_id, "customer_id": fb.customer_id,
                "created_at": ts, "type": fb.type, "revenue": fb.revenue, "payload": {"source": "api"}}  # fmt: skip
     try:
         stored = rt.backends.log.get(fb.decision_id)
@@ -162,8 +162,9 @@ def replay_spool(rt: DecisionRuntime) -> dict[str, int]:
     if not spool.has_pending("decisions"):
         feedback = spool.replay("feedback", partial(write_spooled_feedback, rt), batch)
     events = 0
-    if rt.backends.events is not None:
-        events = spool.replay("events", lambda e: rt.backends.events.push(parse_event(e)), batch)
+    writer = rt.backends.events
+    if writer is not None:
+        events = spool.replay("events", lambda e: writer.push(parse_event(e)), batch)
     return {"decisions": done, "feedback": feedback, "events": events}
 
 

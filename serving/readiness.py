@@ -35,8 +35,8 @@ def _full(rt: DecisionRuntime) -> ReadinessResponse:
     store_ok = False
     if rt.backends.features is None:
         degraded.append(f"online store unavailable: {rt.backends.features_error}")
-    elif getattr(rt.backends.features, "key_problem", None):
-        degraded.append(rt.backends.features.key_problem)
+    elif problem := getattr(rt.backends.features, "key_problem", None):  # stand-ins in tests may lack it
+        degraded.append(str(problem))
     else:
         try:  # one read of a customer id that never exists: a round trip to Redis, a query on SQLite
             rt.backends.features.read_one("0")
@@ -47,6 +47,8 @@ def _full(rt: DecisionRuntime) -> ReadinessResponse:
     loaded = components.model
     if loaded.model is None:
         degraded.append(loaded.error or "no model loaded")
+    elif components.feature_service_error:  # a newer model refused: the reader serves another feature service
+        degraded.append(components.feature_service_error)
     diff, gaps = components.catalog_diff, components.gaps
     try:
         log_ok = bool(rt.backends.log.ping())
@@ -76,7 +78,7 @@ def _full(rt: DecisionRuntime) -> ReadinessResponse:
         model_version=loaded.version,
         ruleset_version=policy.ruleset.version,
         catalog_version=policy.catalog.content_hash,
-        feature_service=rt.settings.serving.feature_service,
+        feature_service=components.feature_service,
         details={
             "instance_id": rt.settings.serving.instance_id,
             "model_source": loaded.source,

@@ -19,13 +19,15 @@ from typing import Any
 
 from nextbest.core.decision import Decision, DecisionRequest
 from nextbest.core.events import CustomerEvent
+from nextbest.core.served import ServedDecision
 from nextbest.errors import ConfigError, ConflictError
-from nextbest.features.online import CustomerFeatures
+from nextbest.features.events import EventWriter
+from nextbest.features.online import CustomerFeatures, OnlineFeatureReader
+from nextbest.io.decision_log import DecisionLog, DecisionRecord
 from nextbest.serving import intake
 from nextbest.serving.components import Components, Snapshot
-from nextbest.serving.decision_log import DecisionLog, DecisionRecord
-from nextbest.serving.decision_output import canonical, request_hash, respond, validated
-from nextbest.serving.decision_output import record as decision_record
+from nextbest.serving.decision_output import canonical, render, request_hash, respond, validated
+from nextbest.serving.inputs import contact_history, decide_one
 from nextbest.serving.intake import FieldError
 from nextbest.serving.metrics import Metrics, NullMetrics
 from nextbest.serving.readiness import readiness
@@ -50,8 +52,8 @@ UNRECORDED = "not recorded: the decision log and the local spool are full or unw
 class Backends:
     """The runtime's stateful adapters (each may be None when it could not be opened)."""
 
-    features: Any  # OnlineFeatureReader
-    events: Any  # EventWriter
+    features: OnlineFeatureReader | None
+    events: EventWriter | None
     log: DecisionLog
     features_error: str | None = None
 
@@ -96,14 +98,13 @@ class DecisionRuntime:
         now = time.time()
         request = self._request(snap, req, now)
         decision, row, _, cause = self._decide(snap, request, now)
-        body = self._respond(snap, req, decision, now)
-        record = decision_record(req, decision, snap.policy.catalog, _used(row), body, now)
+        body, record = render(self._served(snap, req, decision, now), _used(row))
         stored, created, logged = self._store(record)
         if not created:  # another request with this request_id won the race: its decision, if it asked the same
             return self._replayed(req, stored)
         if not logged:  # a contact nobody recorded would escape caps, cooldowns and attribution: serve the control
             decision = snap.policy.fallback(request, UNRECORDED)
-            body = {**self._respond(snap, req, decision, now), "logged": False}
+            body = {**respond(self._served(snap, req, decision, now)), "logged": False}
             cause = "unrecorded"
         self.metrics.decision(
             decision.action,
@@ -124,7 +125,7 @@ class DecisionRuntime:
         decision, row, history, cause = self._decide(snap, request, now)
         if row is None or not row.found:  # the explorer shows the log's contact history all the same
             history = self._history(snap, req.customer_id, now)
-        response = validated(self._respond(snap, req, decision, now))
+        response = validated(respond(self._served(snap, req, decision, now)))
         return Preview(request, decision, response, _used(row), row, history, cause, now)
 
     @staticmethod
@@ -141,50 +142,18 @@ class DecisionRuntime:
     ) -> tuple[Decision, CustomerFeatures | None, dict[str, Any] | None, str | None]:
         """The decision, the feature row and contact history it read (None when not read: the store failed, or
         the customer is unknown) and the degradation cause (None when not degraded)."""
-        policy, loaded = snap.policy, snap.model
-        reader = self.backends.features
-        if reader is None:
-            reason = f"online store unavailable: {self.backends.features_error}"
-            return policy.fallback(request, reason), None, None, "store"
-        try:
-            row = reader.read_one(request.customer_id, now)
-        except Exception as exc:
-            log.warning("online store read failed: %s", exc)
-            return policy.fallback(request, f"online store unavailable: {type(exc).__name__}"), None, None, "store"
-        if not row.found:
-            reason = f"unknown customer {request.customer_id}: no features"
-            return policy.fallback(request, reason), row, None, "unknown"
-        features = row.values
-        history = self._history(snap, request.customer_id, now)
-        if not row.complete:
-            views = ", ".join(f"{v} ({s})" for v, s in row.view_status.items() if s != "fresh")
-            rules = policy.rules(request, features, history)
-            return policy.fallback(request, f"stale or missing features: {views}", rules), row, history, "stale"
-        if loaded.model is None:
-            rules = policy.rules(request, features, history)
-            return policy.fallback(request, loaded.error or "no model loaded", rules), row, history, "model"
-        model = loaded.model
-        scored = tuple(a for a in request.candidates or () if a in model.action_ids)
-        if policy.catalog.control not in scored:
-            return policy.fallback(request, "the model cannot score the control action"), row, history, "model"
-        if len(scored) != len(request.candidates or ()):
-            request = DecisionRequest(
-                request.customer_id, request.channel, request.now, request.decision_id, scored, request.context
-            )
-        p, revenue = model.predict_records([features], scored)
-        decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin, model.value_scale)
-        return decision, row, history, None
+        return decide_one(
+            snap,
+            request,
+            now,
+            self.backends.features,
+            self.backends.features_error,
+            lambda customer_id: self._history(snap, customer_id, now),
+        )
 
-    def _history(self, snap: Snapshot, customer_id: str, now: float) -> dict[str, Any] | None:
-        serving = self.settings.serving
-        try:  # one bounded read, whatever the length of the customer's history (DecisionLog.history)
-            return self.backends.log.history(
-                customer_id,
-                snap.policy.history,
-                now,
-                since=now - serving.history_days * 86_400,
-                delivered_only=serving.contacts_from == "feedback",
-            )
+    def _history(self, snap: Snapshot, customer_id: str | int, now: float) -> dict[str, Any] | None:
+        try:
+            return contact_history(self.backends.log, snap.policy.history, customer_id, now, self.settings.serving)
         except Exception as exc:
             log.warning("contact history unavailable: %s", exc)
             return None
@@ -210,10 +179,21 @@ class DecisionRuntime:
             raise ConflictError("request_id", "already used with a different request; use a new request_id")
         return canonical(stored.response, replayed=True)
 
-    def _respond(self, snap: Snapshot, req: DecideRequest, d: Decision, now: float) -> dict[str, Any]:
+    def _served(self, snap: Snapshot, req: DecideRequest, d: Decision, now: float) -> ServedDecision:
+        """``d`` with its context: what the response body and the log record are rendered from."""
         loaded = snap.model
-        version = loaded.version if not d.degraded or loaded.model is not None else None
-        return respond(req, d, version, self.settings.serving.feature_service, now)
+        return ServedDecision.of(
+            d,
+            snap.policy.catalog,
+            customer_id=req.customer_id,
+            channel=req.channel,
+            request_id=req.request_id,
+            model_version=loaded.version if not d.degraded or loaded.model is not None else None,
+            feature_service=self.components.feature_service,
+            decided_at=now,
+            context=req.context,
+            request_hash=None if req.request_id is None else request_hash(req),
+        )
 
     def _store(self, record: DecisionRecord) -> tuple[DecisionRecord, bool, bool]:
         """``(stored, created, logged)``: the log's row for the record's request_id (``created`` False when an
@@ -275,18 +255,17 @@ class DecisionRuntime:
 def build_runtime(settings: Settings, metrics: Metrics | None = None) -> DecisionRuntime:
     """Open every backend from the settings. The online store may be down (decisions degrade); an invalid
     catalog or ruleset at start-up is fatal (there is no last good version yet)."""
-    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.io.decision_log import open_decision_log
 
     components = Components(settings)
     features = events = None
     error = None
     try:
-        from nextbest.features.events import EventWriter
-        from nextbest.features.online import OnlineFeatureReader
         from nextbest.features.store import open_store
 
         store = open_store(settings)
-        features = OnlineFeatureReader(store, settings.serving.feature_service, path=settings.serving.feature_read)
+        # The live model's feature service: the model is the contract (Components.feature_service).
+        features = OnlineFeatureReader(store, components.feature_service, path=settings.serving.feature_read)
         events = EventWriter(store)
     except Exception as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -107,7 +107,7 @@ class NextBest:
             except Exception:
                 log.exception("spool replay failed")
 
-    @bentoml.api(route="/ping")
+    @bentoml.api(route="/ping")  # type: ignore[untyped-decorator]  # _bentoml_sdk ships no py.typed
     async def ping(self) -> dict[str, float]:
         """A trivial BentoML endpoint: the throughput reference of the HTTP benchmark."""
         return {"ok": 1.0, "time": time.time()}

@@ -25,11 +25,11 @@ import numpy as np
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import History, HistoryBuilder
 from nextbest.core.decision import DecisionPolicy
-from nextbest.core.features import ENTITY, VIEWS, request_time_features
+from nextbest.core.features import DEFAULT_FEATURE_SERVICE, ENTITY, VIEWS, request_time_features
 from nextbest.core.ids import canonical_customer_ids
 from nextbest.core.simulation import LoggedDecision
 from nextbest.errors import DataError
-from nextbest.serving.decision_log import DecisionLog, DecisionOutcome, DecisionRecord
+from nextbest.io.decision_log import DecisionLog, DecisionOutcome, DecisionRecord
 from nextbest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -178,13 +178,15 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def online_features(settings: Settings, ids: Sequence[str], now: float) -> list[Any]:
+def online_features(
+    settings: Settings, ids: Sequence[str], now: float, service: str = DEFAULT_FEATURE_SERVICE
+) -> list[Any]:
     """Online rows (``CustomerFeatures``) through the FeatureService, freshness enforced; raises when the
     store cannot be opened or read."""
     from nextbest.features.online import OnlineFeatureReader
     from nextbest.features.store import open_store
 
-    reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
+    reader = OnlineFeatureReader(open_store(settings), service)
     rows: list[Any] = []
     for start in range(0, len(ids), 500):
         rows.extend(reader.read(list(ids[start : start + 500]), now))

@@ -8,6 +8,7 @@ Customers (not rows) are split into train / validation / test so no customer lea
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from nextbest.core.catalog import ActionCatalog
-from nextbest.core.features import ENTITY, REQUEST_TS, categorical_features, model_features
+from nextbest.core.features import ENTITY, FEATURE_SERVICES, REQUEST_TS, categorical_features, model_features
 from nextbest.core.ids import InvalidCustomerId, canonical_customer_ids
 from nextbest.errors import DataError
 
@@ -63,10 +64,12 @@ class TrainingSet:
     def rewards(self, catalog: ActionCatalog) -> np.ndarray:
         """Net value of each logged row: revenue minus the fixed cost of the action taken."""
         costs = catalog.costs[self.action_index(catalog)]
-        return self.frame["revenue"].to_numpy(dtype=np.float64) - costs
+        rewards: np.ndarray = self.frame["revenue"].to_numpy(dtype=np.float64) - costs
+        return rewards
 
     def action_index(self, catalog: ActionCatalog) -> np.ndarray:
-        return self.frame["action"].map(catalog.index).to_numpy(dtype=np.int64)
+        index: np.ndarray = self.frame["action"].map(catalog.index).to_numpy(dtype=np.int64)
+        return index
 
 
 def unix_seconds(ts: pd.Series) -> pd.Series:
@@ -204,6 +207,13 @@ def from_frame(
         if missing:
             raise DataError(f"{where}: missing feature column(s) {missing[:10]}")
     return TrainingSet(frame, numeric, categorical, source, feature_service, _truth_from(frame, catalog), tuple(notes))
+
+
+def logged_feature_service(rows: list[dict[str, Any]], default: str) -> str:
+    """The feature service the logged decisions were served with (the most frequent one this project knows:
+    the model that served them named it), else ``default``."""
+    counts = Counter(r.get("feature_service") for r in rows if r.get("feature_service") in FEATURE_SERVICES)
+    return str(counts.most_common(1)[0][0]) if counts else default
 
 
 def from_decision_log(

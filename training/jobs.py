@@ -16,7 +16,7 @@ from nextbest.core.catalog import ActionCatalog
 from nextbest.settings import Settings
 from nextbest.training import plots, tracking
 from nextbest.training.config import TrainConfig
-from nextbest.training.dataset import TrainingSet, from_decision_log, from_feast, load_file
+from nextbest.training.dataset import TrainingSet, from_decision_log, from_feast, load_file, logged_feature_service
 from nextbest.training.evaluation import EvaluationReport, evaluate_scored
 from nextbest.training.pipeline import TrainResult, train
 
@@ -242,13 +242,14 @@ def log_dataset(settings: Settings, catalog: ActionCatalog, cfg: TrainConfig, si
     """The decision log (decisions joined with their feedback) as a training set."""
     import time
 
-    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.io.decision_log import open_decision_log
 
     assert settings.decision_log_url is not None
     since = time.time() - since_days * 86_400 if since_days else None
     with open_decision_log(settings.decision_log_url) as log:
         rows = log.training_rows(since=since)
-    return from_decision_log(rows, catalog, settings.serving.feature_service, cfg.min_rows_per_action)
+    service = logged_feature_service(rows, cfg.feature_service)  # what the logged decisions were served with
+    return from_decision_log(rows, catalog, service, cfg.min_rows_per_action)
 
 
 def run_retraining(

@@ -53,7 +53,8 @@ class FitData:
 def stabilised_weights(action: Array, propensity: Array) -> Array:
     """P(A = a) / pi(a | x): inverse propensity weights rescaled to mean about 1 per action."""
     share = np.bincount(action, minlength=int(action.max()) + 1) / action.size
-    return share[action] / propensity
+    weights: Array = share[action] / propensity
+    return weights
 
 
 class _StopPastBest:
@@ -70,13 +71,15 @@ class _StopPastBest:
         self.best_score, self.best_count = float("inf"), 0
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
-        _, _, score, higher_better = env.evaluation_result_list[0][:4]
+        results = env.evaluation_result_list
+        assert results is not None  # set whenever there is a validation set, which this rule needs
+        _, _, score, higher_better = results[0][:4]
         value = -score if higher_better else score
         count = env.iteration + 1
         if value < self.best_score:
             self.best_score, self.best_count = value, count
         if count >= max(self.best_count + self.patience, int(np.ceil(self.extend * self.best_count))):
-            raise lgb.callback.EarlyStopException(self.best_count - 1, env.evaluation_result_list)
+            raise lgb.callback.EarlyStopException(self.best_count - 1, results)
 
 
 def fit_booster(
@@ -323,12 +326,13 @@ class DRLearner(_Learner):
 
     def _pseudo(self, d: FitData, mu: Array, control: int, code: int) -> Array:
         treated, ctrl = (d.action == code), (d.action == control)
-        return (
+        pseudo: Array = (
             mu[:, code]
             - mu[:, control]
             + treated * (d.y - mu[:, code]) / d.propensity
             - ctrl * (d.y - mu[:, control]) / d.propensity
         )
+        return pseudo
 
     def _fit_head(self, train: FitData, valid: FitData | None) -> ActionHead:
         n_actions = len(self.action_ids_)

@@ -183,9 +183,10 @@ def greedy_values(
     """True value of each model version's greedy policy under the round's guardrails, on the features the
     round's decisions were served with (read back from the decision log)."""
     from nextbest.core.arbitration import choose
+    from nextbest.core.features import DEFAULT_FEATURE_SERVICE
+    from nextbest.io.decision_log import open_decision_log
     from nextbest.model.registry import load_version
-    from nextbest.serving.decision_log import open_decision_log
-    from nextbest.training.dataset import from_decision_log
+    from nextbest.training.dataset import from_decision_log, logged_feature_service
     from nextbest.training.evaluation import score
 
     assert settings.decision_log_url is not None
@@ -194,7 +195,7 @@ def greedy_values(
         rows = [r for r in log.training_rows() if r["decision_id"] in wanted and not r["degraded"]]
     if not rows:
         return [None for _ in versions]
-    ds = from_decision_log(rows, catalog, settings.serving.feature_service, 0)
+    ds = from_decision_log(rows, catalog, logged_feature_service(rows, DEFAULT_FEATURE_SERVICE), 0)
     position = {d: i for i, d in enumerate(played.decision_ids)}
     at = np.array([position[d] for d in ds.frame["decision_id"]])
     net = truth.net[played.truth_rows[at]]

@@ -242,6 +242,7 @@ def _train(
         from nextbest.training.heads import constant_value_head
 
         value_head = constant_value_head(catalog, (d.X, d.action, d.y, revenue))
+    assert display_member.head is not None  # a conversion learner, refit on every row
     only_display = len(members) == 1 and members[0] is display_member and members[0].target == "conversion"
     model = PolicyModel(
         encoder,

@@ -8,7 +8,7 @@ import numpy as np
 from nextbest.core.catalog import ActionCatalog
 from nextbest.errors import DataError
 from nextbest.model.encoding import FeatureEncoder
-from nextbest.training.config import TrainConfig
+from nextbest.training.config import Learner, TrainConfig
 from nextbest.training.dataset import TrainingSet
 from nextbest.training.heads import revenue_per_conversion_is_constant
 from nextbest.training.learners import FitData
@@ -43,7 +43,7 @@ def choose_targets(cfg: TrainConfig, catalog: ActionCatalog, d: FitData, revenue
 
 def feasible_learners(
     d: FitData, folds: np.ndarray, catalog: ActionCatalog, cfg: TrainConfig
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[Learner], list[str]]:
     """Per-action learners (T, DR) need every action in every fold's training part and held-out fold; the
     shared S-learner does not. Logged data from a live policy often has thin arms (an action explored rarely
     or suppressed by rules), so those learners are skipped, with a note, instead of failing the job."""
@@ -67,7 +67,7 @@ def feasible_learners(
         )
     if not thin:
         return learners, notes
-    kept = [learner for learner in cfg.learners if learner == "s"]
+    kept: list[Learner] = [learner for learner in cfg.learners if learner == "s"]
     if not kept:
         raise DataError(
             f"actions {sorted(thin)} have too few rows for per-action learners {list(cfg.learners)}; "

@@ -105,7 +105,8 @@ def promote(
         incumbent_name = "no champion yet: doing nothing"
     cp_terms = ope.dr_terms(*args, incumbent, s_ch.q_hat)
     diff = ope.difference(ch_terms, cp_terms, "dr")
-    ch_value, cp_value = ope.from_terms(ch_terms, "dr").as_dict(), ope.from_terms(cp_terms, "dr").as_dict()
+    ch_estimate, cp_estimate = ope.from_terms(ch_terms, "dr"), ope.from_terms(cp_terms, "dr")
+    ch_value, cp_value = ch_estimate.as_dict(), cp_estimate.as_dict()
     promoted = diff.ci_low > margin
     verdict = "promoted" if promoted else "not promoted"
     reason = (
@@ -133,8 +134,8 @@ def promote(
         )
         mlflow.log_metrics(
             {
-                "challenger_dr_value": ch_value["value"],
-                "incumbent_dr_value": cp_value["value"],
+                "challenger_dr_value": ch_estimate.value,
+                "incumbent_dr_value": cp_estimate.value,
                 "difference": diff.value,
                 "difference_ci_low": diff.ci_low,
                 "difference_ci_high": diff.ci_high,

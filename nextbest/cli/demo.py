@@ -50,8 +50,9 @@ def run_foundation(settings: Settings, customers: int, seed: int) -> int:
         materialize(settings)
     customer = pick_demo_customer(data_dir)
     from nextbest.cli.render import feature_table
+    from nextbest.core.features import DEFAULT_FEATURE_SERVICE
 
-    row = OnlineFeatureReader(open_store(settings), settings.serving.feature_service).read_one(customer)
+    row = OnlineFeatureReader(open_store(settings), DEFAULT_FEATURE_SERVICE).read_one(customer)
     console.print(feature_table(row))
     return customer
 

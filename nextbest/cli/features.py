@@ -52,9 +52,11 @@ def materialize_cmd(end: datetime | None) -> None:
 @features.command("show")
 @click.argument("customer_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def show_cmd(customer_id: str, as_json: bool) -> None:
+@click.option("--feature-service", "service", default="nba_v1", show_default=True, help="Feature service to read.")
+def show_cmd(customer_id: str, as_json: bool, service: str) -> None:
     """Print one customer's online features (CUSTOMER_ID as stored: 42, C0112906, a UUID), with stale values
     shown as missing."""
+    from nextbest.core.features import FEATURE_SERVICES
     from nextbest.core.ids import InvalidCustomerId, canonical_customer_id
     from nextbest.errors import ConfigError, DataError, NotFoundError
     from nextbest.features.online import OnlineFeatureReader
@@ -65,7 +67,9 @@ def show_cmd(customer_id: str, as_json: bool) -> None:
     except InvalidCustomerId as exc:
         raise DataError(f"customer_id: {exc}") from None
     settings = settings_from()
-    reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
+    if service not in FEATURE_SERVICES:
+        raise ConfigError(f"--feature-service {service!r}: unknown; the project serves {sorted(FEATURE_SERVICES)}")
+    reader = OnlineFeatureReader(open_store(settings), service)
     if reader.key_problem:
         raise ConfigError(reader.key_problem)
     row = reader.read_one(customer_id)

@@ -17,15 +17,16 @@ from nextbest.settings import Settings
 from nextbest.training.loop import LoopReport, RoundResult
 
 
-def _ensure_world(settings: object, customers: int, seed: int) -> None:
+def _ensure_world(settings: Settings, customers: int, seed: int) -> None:
     from nextbest.features.store import apply, materialize
     from nextbest.world.config import WorldConfig
     from nextbest.world.generate import generate_world
 
+    assert settings.data_dir is not None
     with step(f"generate a fresh world of {customers:,} customers, apply and materialize the feature store"):
-        generate_world(WorldConfig(customers=customers, seed=seed), catalog_from(settings), settings.data_dir)  # type: ignore[attr-defined]
-        apply(settings)  # type: ignore[arg-type]
-        materialize(settings)  # type: ignore[arg-type]
+        generate_world(WorldConfig(customers=customers, seed=seed), catalog_from(settings), settings.data_dir)
+        apply(settings)
+        materialize(settings)
 
 
 def _auth(settings: Settings) -> dict[str, str]:

@@ -121,7 +121,7 @@ def tables(d: dict[str, Any]) -> list[Any]:
 def report(since_days: float, out: Path | None) -> None:
     """Decisions, CTR, conversion, AOV, revenue and incremental lift over the control group, per action and
     channel, from the decision log: in the terminal and as the analytics page in one HTML file."""
-    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.io.decision_log import open_decision_log
     from nextbest.serving.explorer import standalone_analytics
     from nextbest.serving.explorer_data import analytics
 

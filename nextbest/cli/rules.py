@@ -30,11 +30,11 @@ def _issue(level: str, text: str) -> None:
     click.echo(f"{level}: {text}", err=True)
 
 
-def _histories(settings: Any, catalog: Any, ids: list[int], now: float) -> list[Any] | None:
+def _histories(settings: Any, catalog: Any, ids: list[str], now: float) -> list[Any] | None:
     """Contact histories of sampled customers from the decision log (None when it has none)."""
     try:
         from nextbest.core.contact import HistoryBuilder
-        from nextbest.serving.decision_log import open_decision_log
+        from nextbest.io.decision_log import open_decision_log
         from nextbest.serving.simulation_data import ContactHistories
 
         builder = HistoryBuilder(catalog.channels, catalog.control)
@@ -61,8 +61,8 @@ def _histories(settings: Any, catalog: Any, ids: list[int], now: float) -> list[
 def check(file: Path | None, params: Path | None, sample: int | None) -> None:
     """Check a rule file [settings: rules_path] against the catalog and the feature service."""
     from nextbest.core.features import all_fields
-    from nextbest.core.rule_check import check as run_check
     from nextbest.core.rules import load_ruleset
+    from nextbest.core.rules.check import check as run_check
     from nextbest.errors import ConfigError
 
     settings = settings_from()
@@ -129,9 +129,9 @@ def test_cases(cases: tuple[Path, ...], rules_file: Path | None, params: Path | 
     from rich.table import Table
 
     from nextbest.core.features import all_fields
-    from nextbest.core.rule_cases import coverage as case_coverage
-    from nextbest.core.rule_cases import load_cases, run_cases
     from nextbest.core.rules import load_ruleset
+    from nextbest.core.rules.cases import coverage as case_coverage
+    from nextbest.core.rules.cases import load_cases, run_cases
 
     settings = settings_from()
     path = rules_file or settings.rules_path
@@ -240,12 +240,12 @@ def simulate(
     from nextbest.core.contact import HistoryBuilder
     from nextbest.core.decision import DecisionPolicy
     from nextbest.core.features import all_fields
-    from nextbest.core.rule_check import check as run_check
     from nextbest.core.rules import load_ruleset
+    from nextbest.core.rules.check import check as run_check
     from nextbest.core.simulation import simulate as run_simulation
     from nextbest.errors import DataError
+    from nextbest.io.decision_log import open_decision_log, redact
     from nextbest.serving.components import Components
-    from nextbest.serving.decision_log import open_decision_log, redact
     from nextbest.serving.simulation_data import ContactHistories, rows_from_customers, rows_from_log
 
     settings = settings_from()

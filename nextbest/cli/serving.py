@@ -94,6 +94,12 @@ def _check_port_free(host: str, port: int) -> None:
     "one, NEXTBEST_CATALOG_PATH].",
 )
 @click.option("--scores", is_flag=True, help="Add every candidate's net value (net_value__<action> columns).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Plan only: read contact histories from the decision log but record nothing (the decisions' ids then "
+    "get a 404 from /feedback and their sends do not count toward contact policies).",
+)
 def decide_batch(
     input_path: Path,
     output_path: Path,
@@ -102,11 +108,21 @@ def decide_batch(
     model_ref: str | None,
     catalog_path: Path | None,
     scores: bool,
+    dry_run: bool,
 ) -> None:
-    """Decide for every customer of a file with the same core as the service; one row per customer."""
+    """Decide for every customer of a file with the same core and contact policies as the service, and record
+    the decisions in the decision log (unless --dry-run); one row per customer."""
     from tqdm import tqdm
 
-    from nextbest.serving.batch import feast_features, feature_gaps, inline_features, read_customers, run_batch
+    from nextbest.io.decision_log import open_decision_log, redact
+    from nextbest.serving.batch import (
+        DecisionLogUse,
+        feast_rows,
+        feature_gaps,
+        inline_features,
+        read_customers,
+        run_batch,
+    )
     from nextbest.serving.components import build_policy
     from nextbest.serving.models import load_model_ref
 
@@ -115,23 +131,35 @@ def decide_batch(
     model = load_model_ref(settings, model_ref)
     catalog, notes = batch_catalog(settings, model, catalog_path)
     policy = build_policy(settings, catalog)
+    view_status = None  # inline features have no freshness: every customer is decided by the model
     if source == "inline":
         features = inline_features(frame, model)
     else:
         import time
 
+        from nextbest.core.contract import model_feature_service
+        from nextbest.core.features import DEFAULT_FEATURE_SERVICE
         from nextbest.features.online import OnlineFeatureReader
         from nextbest.features.store import open_store
 
-        reader = OnlineFeatureReader(open_store(settings), settings.serving.feature_service)
-        features = feast_features(reader, frame["customer_id"].tolist(), time.time())
+        # The model's feature service is the contract (a model trained on a file reads the default one).
+        service = model_feature_service(model.metadata) or DEFAULT_FEATURE_SERVICE
+        reader = OnlineFeatureReader(open_store(settings), service)
+        features, view_status = feast_rows(reader, frame["customer_id"].tolist(), time.time())
     gaps = feature_gaps(policy, features)
     if gaps:
         notes.append(gaps.describe("the input" if source == "inline" else "the online features"))
     for note in notes:
         console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
-    with tqdm(total=len(frame), desc="deciding", unit="customer", leave=False) as bar:
-        result = run_batch(policy, model, frame, features, channel, progress=bar.update, scores=scores)
+    assert settings.decision_log_url is not None
+    feature_service = "inline" if source == "inline" else service
+    with open_decision_log(settings.decision_log_url) as log:
+        use = DecisionLogUse(log, settings.serving, feature_service, record=not dry_run)
+        with tqdm(total=len(frame), desc="deciding", unit="customer", leave=False) as bar:
+            result = run_batch(
+                policy, model, frame, features, channel, progress=bar.update, scores=scores, log=use,
+                view_status=view_status,
+            )  # fmt: skip
     output_path.parent.mkdir(parents=True, exist_ok=True)
     result.frame.to_parquet(output_path)
     mix = result.frame["action"].value_counts(normalize=True).round(3).to_dict()
@@ -140,6 +168,16 @@ def decide_batch(
         f"[green]{len(frame):,} decisions[/] -> {output_path} in {result.seconds:.1f} s "
         f"({rate:,.0f} customers/s deciding); mix {mix}"
     )
+    degraded = int(result.frame["degraded"].sum())
+    if degraded:
+        reasons = result.frame.loc[result.frame["degraded"], "reason"].value_counts().head(3).to_dict()
+        console.print(f"[yellow]{degraded:,} customers served the fallback[/] (control action): {reasons}")
+    where = redact(settings.decision_log_url)
+    read = f"contact histories read in {result.history_seconds:.1f} s"
+    if dry_run:
+        console.print(f"dry run: {read} from {where}; nothing recorded")
+    else:
+        console.print(f"{result.recorded:,} decisions recorded in {where} ({result.record_seconds:.1f} s); {read}")
 
 
 def batch_catalog(settings: Any, model: Any, path: Path | None) -> tuple[Any, list[str]]:

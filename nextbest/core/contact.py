@@ -23,7 +23,7 @@ Contacts in the same second are ordered by their exact send time, then decision 
 
 The service does not read a customer's whole history per request: the decision log keeps running counts per
 channel and day (cumulated per hour), the latest send per channel and action, and the contacts as a compact
-table (``serving/log_history.py``), so it returns a :class:`ContactSummary` (per-channel counts per window,
+table (``nextbest/io/decision_log/history.py``), so it returns a :class:`ContactSummary` (per-channel counts per window,
 the latest contact per action, and the rows the ignored streak walks) and :meth:`HistoryBuilder.summarize`
 turns it into the same map :meth:`HistoryBuilder.build` makes from every row. The cost of a decision then does
 not grow with the history.

@@ -25,7 +25,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from nextbest.core.catalog import Action, ActionCatalog
-from nextbest.core.rule_engine import RuleEngine
+from nextbest.core.features import FEATURE_SERVICES
+from nextbest.core.rules.engine import RuleEngine
 from nextbest.errors import ConfigError
 
 #: Action attributes the model's scores depend on (a difference is incompatible) and those it does not.
@@ -53,6 +54,26 @@ class CatalogDiff:
         items = [*self.incompatible, *self.tolerated]
         more = f"; and {len(items) - limit} more" if len(items) > limit else ""
         return "; ".join(items[:limit]) + more
+
+
+def model_feature_service(metadata: Mapping[str, Any]) -> str | None:
+    """The feature service a model was trained on (``metadata["feature_service"]``) when it is one this project
+    serves; None for a model trained on a file (``nextbest train --data``) or on an unknown service."""
+    name = metadata.get("feature_service")
+    return name if isinstance(name, str) and name in FEATURE_SERVICES else None
+
+
+def feature_service_mismatch(metadata: Mapping[str, Any], version: str | None, served: str) -> str | None:
+    """Why a model cannot be served by a feature reader serving ``served`` (None: it can). A model trained on a
+    file names no service: it is scored on the served features of the same names (the rule and model feature
+    gaps say which are missing)."""
+    trained = model_feature_service(metadata)
+    if trained is None or trained == served:
+        return None
+    return (
+        f"model {version} was trained on feature service {trained}; the feature reader serves {served} "
+        "(restart the service to serve it)"
+    )
 
 
 def model_catalog(metadata: Mapping[str, Any]) -> ActionCatalog | None:

@@ -23,9 +23,9 @@ from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import HistoryBuilder
 from nextbest.core.exploration import Exploration, Served, in_control_group, serve
 from nextbest.core.features import FieldSpec
-from nextbest.core.rule_engine import RuleEngine
-from nextbest.core.rule_values import RequestInfo, RuleEvaluation, RuleHit
 from nextbest.core.rules import Ruleset
+from nextbest.core.rules.engine import RuleEngine
+from nextbest.core.rules.values import RequestInfo, RuleEvaluation, RuleHit
 from nextbest.errors import ConfigError, DataError
 
 

@@ -2,7 +2,9 @@
 
 Features arrive inline as columns (``nextbest decide-batch --data``), one shared request (channel, time)
 applies to every row, and model scores come as (n, K) arrays in :meth:`DecisionPolicy.candidates` order.
-Row ``i`` of the result equals the single decision for that customer (``BatchDecisions.decision(i)``).
+Row ``i`` of the result equals the single decision for that customer (``BatchDecisions.decision(i)``). A row
+given a :class:`~nextbest.core.degradation.Degradation` (an unknown customer, stale features) is served the
+catalog's control action with its reason, exactly as :meth:`DecisionPolicy.fallback` serves one decision.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import numpy as np
 
 from nextbest.core.arbitration import ScoreBreakdown, choose, score_breakdown
 from nextbest.core.decision import Decision, DecisionPolicy, DecisionRequest
+from nextbest.core.degradation import Degradation
 from nextbest.core.exploration import Served, ServedBatch, control_group_mask, serve_batch
-from nextbest.core.rule_batch import BatchRuleEvaluation, evaluate_batch
-from nextbest.core.rule_values import RequestInfo
+from nextbest.core.rules.batch import BatchRuleEvaluation, evaluate_batch
+from nextbest.core.rules.values import RequestInfo
 from nextbest.errors import DataError
 
 
@@ -33,6 +36,7 @@ class BatchDecisions:
     eligible: np.ndarray  # (n, K)
     served: ServedBatch
     rules: BatchRuleEvaluation
+    degradations: tuple[Degradation | None, ...] = ()  # per row when any row is degraded, else empty
 
     def __len__(self) -> int:
         return len(self.decision_ids)
@@ -49,6 +53,10 @@ class BatchDecisions:
             int(s.index[i]), int(s.greedy[i]), float(s.probability[i]), bool(s.explored[i]), bool(s.control[i])
         )
         request = DecisionRequest(self.customer_ids[i], self.channel, self.now, self.decision_ids[i])
+        degraded = self.degradations[i] if self.degradations else None
+        if degraded is not None:
+            rules = self.rules.row(i) if degraded.with_rules else None
+            return self.policy.fallback(request, degraded.reason, rules)
         return self.policy.assemble(
             request, self.candidates, self.scores, i, self.eligible[i], self.rules.row(i), served
         )
@@ -56,9 +64,11 @@ class BatchDecisions:
     def columns(self, explain: bool = True, scores: bool = False) -> dict[str, Any]:
         """One row per customer, ready for a parquet file; ``explain`` adds the suppressions as text
         (``action:rule,rule;...``), ``scores`` every candidate's expected incremental net value
-        (``net_value__<action>``, NaN where a rule suppressed it) for analysis."""
+        (``net_value__<action>``, NaN where a rule suppressed it) for analysis. A degraded row has no scores
+        (NaN), ``degraded`` true and its ``reason``."""
         rows = np.arange(len(self))
         idx = self.served.index
+        degraded = np.array([d is not None for d in self.degradations], dtype=bool) if self.degradations else None
         out: dict[str, Any] = {
             "customer_id": list(self.customer_ids),
             "decision_id": list(self.decision_ids),
@@ -71,6 +81,8 @@ class BatchDecisions:
             "uplift": self.scores.uplift[rows, idx],
             "net_value": self.scores.net_value[rows, idx],
             "ruleset_version": [self.policy.ruleset.version] * len(self),
+            "degraded": np.zeros(len(self), dtype=bool) if degraded is None else degraded,
+            "reason": [None if d is None else d.reason for d in self.degradations] or [None] * len(self),
         }
         if explain:
             out["suppressed"] = self._explanations()
@@ -78,6 +90,13 @@ class BatchDecisions:
             net = np.where(self.eligible, self.scores.net_value, np.nan)
             for k, action in enumerate(self.candidates):
                 out[f"net_value__{action}"] = net[:, k]
+        if degraded is not None and degraded.any():
+            for name in ("propensity", "uplift", "net_value", *(f"net_value__{a}" for a in self.candidates)):
+                if name in out:
+                    out[name] = np.where(degraded, np.nan, out[name])
+            if explain:  # a fallback explains suppressions only when the customer's features were known
+                blank = [d is not None and not d.with_rules for d in self.degradations]
+                out["suppressed"] = ["" if b else text for b, text in zip(blank, out["suppressed"], strict=True)]
         return out
 
     def _explanations(self) -> list[str]:
@@ -120,9 +139,11 @@ def decide_batch(
     histories: Sequence[Mapping[str, Any]] | None = None,
     margin: float = 0.0,
     scale: float | None = None,
+    degradations: Sequence[Degradation | None] | None = None,
 ) -> BatchDecisions:
     """Decide for n customers (``margin`` and ``scale`` as in :meth:`DecisionPolicy.decide`). ``features`` maps
-    feature name -> n values (None/NaN missing); ``histories``
+    feature name -> n values (None/NaN missing); ``degradations`` (one per customer, None where the model
+    decides) serve the control action to the rows that have one; ``histories``
     (one map per customer) defaults to "never contacted"; ``decision_ids`` default to ``batch-<now>:<id>``,
     which keeps a re-run of the same batch identical (exploration draws come from the decision id)."""
     cands = policy.candidates(channel, candidates)
@@ -136,6 +157,8 @@ def decide_batch(
         raise DataError("scores contain non-finite values")
     if histories is not None and len(histories) != n:
         raise DataError(f"histories must have one map per customer ({n}); got {len(histories)}")
+    if degradations is not None and len(degradations) != n:
+        raise DataError(f"degradations must have one entry per customer ({n}); got {len(degradations)}")
     dids = [f"batch-{int(now)}:{c}" for c in ids] if decision_ids is None else list(decision_ids)
     if len(dids) != n:
         raise DataError(f"decision_ids must have one id per customer ({n}); got {len(dids)}")
@@ -157,4 +180,15 @@ def decide_batch(
         control_index=scores.control_index,
         weights=None if ex.rate <= 0 else ex.weights(scores.net_value, eligible, scale),
     )
-    return BatchDecisions(policy, channel, int(now), cands, ids, dids, scores, eligible, served, rules)
+    fallbacks = tuple(degradations) if degradations is not None and any(d is not None for d in degradations) else ()
+    if fallbacks:  # the control action with probability 1, as DecisionPolicy.fallback serves one decision
+        mask = np.array([d is not None for d in fallbacks], dtype=bool)
+        c = scores.control_index
+        served = ServedBatch(
+            np.where(mask, c, served.index),
+            np.where(mask, c, served.greedy),
+            np.where(mask, 1.0, served.probability),
+            np.where(mask, False, served.explored),
+            np.where(mask, False, served.control),
+        )
+    return BatchDecisions(policy, channel, int(now), cands, ids, dids, scores, eligible, served, rules, fallbacks)

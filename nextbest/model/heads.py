@@ -19,7 +19,7 @@ import ctypes
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -40,7 +40,7 @@ class _FastPredict:
     rows. Same C function, same arguments, same result; anything unusual goes through ``booster.predict``."""
 
     def __init__(self, booster: lgb.Booster) -> None:
-        from lightgbm.basic import _LIB, _safe_call
+        from lightgbm.basic import _LIB, _safe_call  # type: ignore[attr-defined]  # private, not exported
 
         self._lib, self._safe_call = _LIB, _safe_call
         self._features = booster.num_feature()
@@ -51,8 +51,7 @@ class _FastPredict:
         """``booster`` is the one this was made for (not held here: the cache must not keep it alive)."""
         n = X.shape[0]
         if not self.ok or n > FAST_PREDICT_ROWS or X.ndim != 2 or X.shape[1] != self._features:
-            out: np.ndarray = booster.predict(X, num_threads=threads)
-            return out
+            return cast(np.ndarray, booster.predict(X, num_threads=threads))
         X = np.ascontiguousarray(X, dtype=np.float64)
         params = self._params.get(threads)
         if params is None:
@@ -120,8 +119,7 @@ def booster_predict(booster: lgb.Booster, X: np.ndarray, threads: int) -> np.nda
             fast = None
         _FAST[booster] = fast
     if fast is None:
-        out: np.ndarray = booster.predict(X, num_threads=threads)
-        return out
+        return cast(np.ndarray, booster.predict(X, num_threads=threads))
     result: np.ndarray = fast(booster, X, threads)
     return result
 
@@ -148,8 +146,9 @@ class ActionHead:
         def run(key: str, data: np.ndarray) -> np.ndarray:
             if iterations is None:
                 return booster_predict(self.boosters[key], data, threads)
-            out: np.ndarray = self.boosters[key].predict(data, num_iteration=iterations[key], num_threads=threads)
-            return out
+            return cast(
+                np.ndarray, self.boosters[key].predict(data, num_iteration=iterations[key], num_threads=threads)
+            )
 
         inputs = self._inputs(X, actions, control)
         return self._combine({key: run(key, data) for key, data in inputs.items()}, X.shape[0], actions, control)
@@ -282,7 +281,7 @@ class Member:
 
 def calibrated(p: np.ndarray, calibration: tuple[float, float] | None) -> np.ndarray:
     """Clip to (EPS, 1 - EPS) and apply Platt scaling, sigmoid(a * logit(p) + b), when given."""
-    q = np.clip(p, EPS, 1.0 - EPS)
+    q: np.ndarray = np.clip(p, EPS, 1.0 - EPS)
     if calibration is None:
         return q
     a, b = calibration

@@ -169,7 +169,7 @@ class PolicyModel:
                 else conversion
                 if m["head"] == "conversion"
                 else _load_head(m["head"], directory),
-                calibration=tuple(m["calibration"]) if m["calibration"] else None,  # type: ignore[arg-type]
+                calibration=tuple(m["calibration"]) if m["calibration"] else None,
                 name=str(m.get("name", "")),
                 offset={k: float(v) for k, v in m["offset"].items()} if m.get("offset") else None,
             )
@@ -187,7 +187,7 @@ class PolicyModel:
                 {k: float(v) for k, v in value["fallback"].items()},
                 None if codes is None else {k: float("nan") if v is None else float(v) for k, v in codes.items()},
             ),
-            calibration=tuple(manifest["calibration"]) if manifest["calibration"] else None,  # type: ignore[arg-type]
+            calibration=tuple(manifest["calibration"]) if manifest["calibration"] else None,
             decision_margin=float(manifest.get("decision_margin", 0.0)),
             metadata=manifest["metadata"],
             members=members,

@@ -7,14 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from nextbest.model.policy_model import PolicyModel
 
 
-class PolicyModelPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class PolicyModelPyfunc(PythonModel):
     """Input: one row per customer with the model's features. Output: ``p_<action>`` and
     ``revenue_<action>`` (expected revenue) for every action."""
 

@@ -55,7 +55,8 @@ class TrueResponse:
 
     def best(self) -> np.ndarray:
         """Index of the oracle action per customer (ties go to the first, i.e. the control if listed first)."""
-        return np.argmax(self.net, axis=1)
+        best: np.ndarray = np.argmax(self.net, axis=1)
+        return best
 
 
 def _arr(state: Mapping[str, np.ndarray], name: str, fill: float) -> np.ndarray:
@@ -101,7 +102,8 @@ def _reached(state: Mapping[str, np.ndarray], channel: str | None, n: int) -> np
     reached = _arr(state, f"{channel}_opt_in", 0.0) == 1
     if channel == "push":
         reached &= _arr(state, "app_user", 0.0) == 1
-    return reached.astype(np.float64)
+    out: np.ndarray = reached.astype(np.float64)
+    return out
 
 
 def true_response(state: Mapping[str, np.ndarray], catalog: ActionCatalog) -> TrueResponse:

@@ -154,7 +154,7 @@ class StateComputer:
         return out
 
 
-def with_request_features(state: Columns, t: np.ndarray) -> Columns:
+def with_request_features(state: Columns, t: np.ndarray | int) -> Columns:
     """State plus the request-time features a decision at time ``t`` would see."""
     out = dict(state)
     out.update(request_time_features(state, np.asarray(t, dtype=np.float64)))

@@ -35,7 +35,8 @@ class EventIndex:
 
     def count(self, customer: np.ndarray, t: np.ndarray, window: int) -> np.ndarray:
         """Events in (t - window, t]."""
-        return (self._pos(customer, t) - self._pos(customer, np.asarray(t) - window)).astype(np.int64)
+        out: np.ndarray = (self._pos(customer, t) - self._pos(customer, np.asarray(t) - window)).astype(np.int64)
+        return out
 
     def total(self, column: str, customer: np.ndarray, t: np.ndarray, window: int) -> np.ndarray:
         """Sum of ``column`` over events in (t - window, t]."""
@@ -43,7 +44,8 @@ class EventIndex:
         if csum is None:
             csum = np.concatenate([[0.0], np.cumsum(self.columns[column], dtype=np.float64)])
             self._cumsums[column] = csum
-        return csum[self._pos(customer, t)] - csum[self._pos(customer, np.asarray(t) - window)]
+        out: np.ndarray = csum[self._pos(customer, t)] - csum[self._pos(customer, np.asarray(t) - window)]
+        return out
 
     def last(self, customer: np.ndarray, t: np.ndarray, column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(found, value) of the last event at or before t: its timestamp, or ``column`` when given."""

@@ -194,7 +194,7 @@ def test_simulate_replays_the_log_and_writes_the_report(
 
 def test_replay_sees_the_logged_request_context(served: dict[str, Any]) -> None:
     from nextbest.core.catalog import load_catalog
-    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.io.decision_log import open_decision_log
     from nextbest.serving.simulation_data import rows_from_log
 
     log_ = open_decision_log(served["env"]["NEXTBEST_DECISION_LOG_URL"])

@@ -82,7 +82,7 @@ def test_decision_survives_a_restart_and_feedback_joins(service: dict[str, Any],
         f"{base}/feedback", json={"decision_id": first["decision_id"], "type": "conversion", "revenue": 30.0}
     ).json()
     assert fb["recorded"]
-    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.io.decision_log import open_decision_log
 
     assert settings.decision_log_url is not None
     log = open_decision_log(settings.decision_log_url)

@@ -22,3 +22,18 @@ def scratch_database(postgres_url: str, prefix: str, scheme: str = "postgresql")
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def decision_log_tables(postgres_url: str) -> Iterator[str]:
+    """A decision-log URL on the shared test database with tables of its own (a random prefix), dropped after
+    with the contact-history summaries and their triggers."""
+    import psycopg
+
+    from nextbest.io.decision_log.history import drop_statements
+
+    prefix = f"t{uuid.uuid4().hex[:12]}_"
+    yield f"{postgres_url}?table_prefix={prefix}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for sql in drop_statements(prefix):
+            conn.execute(sql)

@@ -18,6 +18,7 @@ import pytest
 
 from nextbest.serving.runtime import DecisionRuntime, build_runtime
 from nextbest.settings import Settings, load_settings
+from tests.support.databases import decision_log_tables
 from tests.support.redis_keys import delete_project_keys
 from tests.support.servers import free_port, require_redis
 from tests.support.tcp_proxy import TcpProxy
@@ -81,15 +82,8 @@ def redis_store(redis_settings: Settings, redis_url: str, as_of: datetime) -> It
 @pytest.fixture(scope="session")
 def log_url(postgres_url: str) -> Iterator[str]:
     """A decision log of its own on the shared test database (tables with a random prefix, dropped after)."""
-    import psycopg
-
-    prefix = f"t{uuid.uuid4().hex[:12]}_"
-    yield f"{postgres_url}?table_prefix={prefix}"
-    from nextbest.serving.log_history import drop_statements
-
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        for sql in drop_statements(prefix):  # the tables, the contact-history summaries and their triggers
-            conn.execute(sql)
+    with decision_log_tables(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

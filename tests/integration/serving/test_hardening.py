@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from nextbest.io.decision_log import FeedbackRecord
 from nextbest.serving.app import create_app
-from nextbest.serving.decision_log import FeedbackRecord
 from nextbest.serving.runtime import DecisionRuntime, build_runtime
 from nextbest.settings import Settings
 
@@ -80,7 +80,7 @@ def test_a_non_finite_revenue_already_in_the_log_is_skipped_and_counted(
 ) -> None:
     """Rows written before revenue was validated (or by another writer): analytics, the report and rule
     simulation skip and count them instead of failing on them."""
-    from nextbest.serving.decision_log import open_decision_log
+    from nextbest.io.decision_log import open_decision_log
     from nextbest.serving.simulation_data import rows_from_log
 
     url = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_log_url")

@@ -163,3 +163,36 @@ def test_model_features_the_online_features_lack_are_reported_once(
         "age_years, spend_90d" in str(details["feature_gaps"])
     )
     assert details["feature_gap_details"]["rules"] == {}  # the feature service serves every rule's features
+
+
+def test_the_models_feature_service_is_the_contract(
+    live: dict[str, Any], champion_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader serves the feature service the model was trained on (its metadata, not a setting); a newer
+    model trained on another one is refused, the previous keeps serving, and /ready names both services."""
+    from nextbest.core.features import FEATURE_SERVICES
+
+    monkeypatch.setitem(FEATURE_SERVICES, "nba_v2", FEATURE_SERVICES["nba_v1"])  # a second service to train on
+    _model_dir(champion_dir, live["model"], _catalog())
+    runtime = build_runtime(live["settings"])
+    assert runtime.components.feature_service == "nba_v1" == runtime.backends.features.service_name
+    assert runtime.readiness().feature_service == "nba_v1"
+
+    target = _model_dir(champion_dir, live["model"], _catalog(), version="2")
+    manifest = json.loads((target / "model.json").read_text())
+    manifest["metadata"]["feature_service"] = "nba_v2"
+    (target / "model.json").write_text(json.dumps(manifest))
+    swapped, error = runtime.components.reload_model(force=True)
+    both = "model 2 was trained on feature service nba_v2; the feature reader serves nba_v1"
+    assert not swapped and error is not None and both in error
+    assert runtime.components.model.version == "1"
+    ready = runtime.readiness()
+    assert any(both in item for item in ready.degraded) and ready.model_version == "1"
+    app = create_app()
+    app.state.runtime = runtime
+    with TestClient(app) as client:
+        body = client.post("/decide", json={"customer_id": 12, "channel": "email"}).json()
+    assert not body["degraded"] and body["feature_service"] == "nba_v1" and body["model_version"] == "1"
+
+    fresh = Components(live["settings"])  # started on the nba_v2 model: the reader serves nba_v2
+    assert fresh.feature_service == "nba_v2" and fresh.model.version == "2" and fresh.feature_service_error is None

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nextbest.serving.decision_log import DecisionRecord, open_decision_log
+from nextbest.io.decision_log import DecisionRecord, open_decision_log
 from nextbest.serving.models import LoadedModel
 from nextbest.serving.runtime import DecisionRuntime, build_runtime
 from nextbest.serving.schemas import DecideRequest

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nextbest.core.catalog import ActionCatalog
+from nextbest.io.decision_log import open_decision_log
 from nextbest.serving.app import create_app
-from nextbest.serving.decision_log import open_decision_log
 from nextbest.serving.runtime import build_runtime
 from nextbest.settings import Settings, load_settings
 from nextbest.training.config import BoosterParams, TrainConfig

@@ -11,7 +11,7 @@ import pandas as pd
 
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.features import ENTITY, model_features
-from nextbest.serving.decision_log import DecisionRecord, FeedbackRecord, open_decision_log
+from nextbest.io.decision_log import DecisionRecord, FeedbackRecord, open_decision_log
 from nextbest.settings import Settings
 from nextbest.training.config import TrainConfig
 from nextbest.training.jobs import build_dataset

@@ -11,8 +11,8 @@ import pytest
 from nextbest.core.catalog import ActionCatalog, load_catalog
 from nextbest.core.contract import compare_catalogs, model_catalog, rule_feature_gaps
 from nextbest.core.features import all_fields
-from nextbest.core.rule_engine import RuleEngine
 from nextbest.core.rules import load_ruleset
+from nextbest.core.rules.engine import RuleEngine
 from nextbest.errors import ConfigError
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -107,3 +107,20 @@ def test_rules_reading_missing_customer_features_are_named(default: ActionCatalo
     moot = rule_feature_gaps(small, {"age"})
     assert set(moot.rules) == {"consent_email", "no_promo_open_ticket", "no_reminder_severe_ticket"}
     assert moot.actions["no_reminder_severe_ticket"] == ("offer_b",)
+
+
+def test_the_models_feature_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nextbest.core.contract import feature_service_mismatch, model_feature_service
+    from nextbest.core.features import FEATURE_SERVICES
+
+    monkeypatch.setitem(FEATURE_SERVICES, "nba_v2", FEATURE_SERVICES["nba_v1"])
+    assert model_feature_service({"feature_service": "nba_v1"}) == "nba_v1"
+    assert model_feature_service({"feature_service": "nba_v2"}) == "nba_v2"
+    for trained_on_a_file in ({}, {"feature_service": None}, {"feature_service": "None"}, {"feature_service": 3}):
+        assert model_feature_service(trained_on_a_file) is None
+        assert feature_service_mismatch(trained_on_a_file, "4", "nba_v1") is None  # scored on the served names
+    assert feature_service_mismatch({"feature_service": "nba_v1"}, "4", "nba_v1") is None
+    assert feature_service_mismatch({"feature_service": "nba_v2"}, "4", "nba_v1") == (
+        "model 4 was trained on feature service nba_v2; the feature reader serves nba_v1 "
+        "(restart the service to serve it)"
+    )

@@ -187,3 +187,43 @@ def test_batch_rows_equal_single_decisions(catalog: ActionCatalog, shipped: Rule
     assert "email_promo:consent_email" in columns["suppressed"][i]
     with pytest.raises(DataError, match=r"scores must be \(150, 5\)"):
         decide_batch(policy, np.arange(n), features, p[:, :3], rev[:, :3], channel="email", now=NOW)
+
+
+def test_degraded_batch_rows_equal_single_fallbacks(catalog: ActionCatalog, shipped: Ruleset) -> None:
+    """A batch row with a degradation (unknown customer, stale features) is served exactly what /decide's
+    fallback serves: the control action, probability 1, its reason, rule hits only when features were known."""
+    from nextbest.core.degradation import DecisionInputs, degradation
+
+    policy = DecisionPolicy(catalog, shipped, Exploration(rate=0.5, control_share=0.2))
+    n = 40
+    features = {"email_opt_in": np.zeros(n, dtype=int), "open_tickets": np.ones(n, dtype=int)}
+    cands = policy.candidates("email")
+    p = np.full((n, len(cands)), 0.3)
+    rev = p * 80.0
+    fresh, stale = {"profile": "fresh"}, {"profile": "stale", "orders": "fresh"}
+    status = [fresh if i % 3 == 0 else stale if i % 3 == 1 else {"profile": "missing"} for i in range(n)]
+    ids = [f"C{i}" for i in range(n)]
+    fallbacks = [degradation(DecisionInputs(c, view_status=s)) for c, s in zip(ids, status, strict=True)]
+    batch = decide_batch(policy, ids, features, p, rev, channel="email", now=NOW, degradations=fallbacks)
+    columns = batch.columns(scores=True)
+    for i in range(n):
+        got = batch.decision(i)
+        if fallbacks[i] is None:
+            row = {name: values[i] for name, values in features.items()}
+            request = DecisionRequest(ids[i], "email", NOW, batch.decision_ids[i])
+            assert got == policy.decide(request, row, None, p[i], rev[i])
+            assert not columns["degraded"][i] and not np.isnan(columns["net_value"][i])
+            continue
+        request = DecisionRequest(ids[i], "email", NOW, batch.decision_ids[i])
+        row = {name: values[i] for name, values in features.items()}
+        rules = policy.rules(request, row, None) if fallbacks[i].with_rules else None  # type: ignore[union-attr]
+        assert got == policy.fallback(request, fallbacks[i].reason, rules)  # type: ignore[union-attr]
+        assert got.action == catalog.control and got.probability == 1.0 and got.degraded
+        assert columns["action"][i] == catalog.control and columns["probability"][i] == 1.0
+        assert columns["degraded"][i] and columns["reason"][i] == got.reason
+        assert not columns["explored"][i] and not columns["control"][i]
+        assert np.isnan(columns["net_value"][i]) and np.isnan(columns[f"net_value__{cands[0]}"][i])
+        assert bool(columns["suppressed"][i]) == (i % 3 == 1)  # stale: the rules still explain; unknown: nothing
+    assert columns["reason"][1].startswith("stale or missing features: profile (stale)")
+    assert columns["reason"][2] == "unknown customer C2: no features"
+    assert batch.served.explored.any() or batch.served.control.any()  # the model's rows still explore

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
+from nextbest.io.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
 
 T0 = 1_795_000_000.25
 

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import OUTCOMES, HistoryBuilder
 from nextbest.core.features import FieldSpec
-from nextbest.core.rule_engine import RuleEngine
-from nextbest.core.rule_values import RequestInfo
 from nextbest.core.rules import Ruleset
+from nextbest.core.rules.engine import RuleEngine
+from nextbest.core.rules.values import RequestInfo
 from nextbest.errors import ConfigError, describe_validation_error
 
 DEFAULT_NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -15,7 +15,7 @@ import cel
 
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import HISTORY_FIELDS
-from nextbest.core.rule_syntax import (
+from nextbest.core.rules.syntax import (
     VARIABLES,
     References,
     first_line,

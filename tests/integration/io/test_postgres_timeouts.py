@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from nextbest.errors import UnavailableError
-from nextbest.serving.decision_log import open_decision_log
-from nextbest.serving.log_postgres import STATEMENT_TIMEOUT_MS, PostgresDecisionLog
+from nextbest.io.decision_log import open_decision_log
+from nextbest.io.decision_log.postgres import STATEMENT_TIMEOUT_MS, PostgresDecisionLog
 
 
 def _show(log: PostgresDecisionLog, name: str) -> str:
@@ -21,7 +21,7 @@ def test_statements_are_bounded_by_default_and_keepalives_are_on(postgres_log_ur
     with open_decision_log(postgres_log_url) as log:
         assert isinstance(log, PostgresDecisionLog)
         assert _show(log, "statement_timeout") == f"{STATEMENT_TIMEOUT_MS // 1000}s"
-        conn = log._local.conn
+        conn = log._conns.current()
         assert conn.info.get_parameters().get("keepalives") == "1" or "keepalives=1" in conn.info.dsn
 
 

@@ -12,15 +12,15 @@ import pytest
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import HistoryBuilder
 from nextbest.core.features import all_fields
-from nextbest.core.rule_batch import evaluate_batch
-from nextbest.core.rule_check import check
-from nextbest.core.rule_engine import RuleEngine
-from nextbest.core.rule_syntax import inline, references, split_conjuncts
-from nextbest.core.rule_values import RequestInfo, RuleEvaluation
 from nextbest.core.rules import Ruleset, build_ruleset, load_ruleset
+from nextbest.core.rules.batch import evaluate_batch
+from nextbest.core.rules.check import check
+from nextbest.core.rules.engine import RuleEngine
+from nextbest.core.rules.syntax import inline, references, split_conjuncts
+from nextbest.core.rules.values import RequestInfo, RuleEvaluation
 from nextbest.errors import ConfigError
 
-PROJECT = Path(__file__).resolve().parents[3]
+PROJECT = Path(__file__).resolve().parents[4]
 RULES = PROJECT / "rules" / "guardrails.yaml"
 DEFAULT_PARAMS = PROJECT / "rules" / "params" / "default.yaml"
 NOW = int(datetime(2026, 11, 22, 10, tzinfo=UTC).timestamp())

@@ -8,7 +8,7 @@ from typing import Any
 import cel
 import pytest
 
-from nextbest.core.rule_context import ContextCache, same
+from nextbest.core.rules.context import ContextCache, same
 
 PROGRAM = cel.compile("[type(request.x) == int, request.x == true, has(customer.a), history.n > 1]")
 

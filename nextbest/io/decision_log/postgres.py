@@ -29,9 +29,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from nextbest.errors import DataError, UnavailableError
-from nextbest.serving.decision_log import DEFAULT_PREFIX, DecisionLog, one_line
-from nextbest.serving.log_history import postgres_schema
-from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
+from nextbest.io.decision_log.base import DEFAULT_PREFIX, DecisionLog
+from nextbest.io.decision_log.connections import ThreadConnections
+from nextbest.io.decision_log.history_schema import postgres_schema
+from nextbest.io.decision_log.records import one_line
+from nextbest.io.decision_log.tables import DECISIONS, FEEDBACK, index_statements
 
 T = TypeVar("T")
 RETRY_CONNECT_AFTER_S = 1.0
@@ -66,11 +68,8 @@ class PostgresDecisionLog(DecisionLog):
         if "options" not in given:
             self._extra["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
         self._unbounded_ops = threading.local()
-        self._local = threading.local()
-        self._conns: dict[int, tuple[threading.Thread, psycopg.Connection[Any]]] = {}
-        self._conns_lock = threading.Lock()
+        self._conns: ThreadConnections[psycopg.Connection[Any]] = ThreadConnections()
         self._down_until = 0.0
-        self._closed = False
         with self.unbounded():
             self._run(self._create_schema)
 
@@ -92,28 +91,12 @@ class PostgresDecisionLog(DecisionLog):
         key = int.from_bytes(hashlib.sha1(d.encode()).digest()[:8], "big", signed=True)
         with cur.connection.transaction():  # replicas starting together must not race on CREATE TABLE
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {d} (decision_id TEXT PRIMARY KEY, request_id TEXT UNIQUE, "
-                "customer_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, channel TEXT NOT NULL, "
-                "action TEXT NOT NULL, action_channel TEXT, probability DOUBLE PRECISION NOT NULL, "
-                "explored BOOLEAN NOT NULL, control BOOLEAN NOT NULL, degraded BOOLEAN NOT NULL, reason TEXT, "
-                "model_version TEXT, ruleset_version TEXT, catalog_version TEXT, feature_service TEXT, "
-                "features JSONB NOT NULL, scores JSONB NOT NULL, rule_hits JSONB NOT NULL, response JSONB NOT NULL, "
-                "context JSONB NOT NULL DEFAULT '{}'::jsonb)"
-            )
-            for name, _, pg_type in ADDED_DECISION_COLUMNS:  # a log created by an older version
-                cur.execute(f"ALTER TABLE {d} ADD COLUMN IF NOT EXISTS {name} {pg_type}")
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_customer ON {d} (customer_id, created_at)")
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {f} (feedback_id TEXT PRIMARY KEY, "
-                f"decision_id TEXT NOT NULL REFERENCES {d} (decision_id), customer_id TEXT NOT NULL, "
-                "created_at DOUBLE PRECISION NOT NULL, type TEXT NOT NULL "
-                "CHECK (type IN ('impression', 'click', 'conversion', 'dismissed')), revenue DOUBLE PRECISION, "
-                "payload JSONB NOT NULL)"
-            )
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_decision ON {f} (decision_id)")
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_customer ON {f} (customer_id)")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {d} ({DECISIONS.ddl('postgres', d)})")
+            for name, declared in DECISIONS.added_columns("postgres", d):  # a log created by an older version
+                cur.execute(f"ALTER TABLE {d} ADD COLUMN IF NOT EXISTS {name} {declared}")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS {f} ({FEEDBACK.ddl('postgres', d)})")
+            for sql in index_statements({"decisions": d, "feedback": f}):
+                cur.execute(sql)
             self._migrate_ids(cur)
             postgres_schema(cur, self.history_names, d, f)  # contact-history summaries (after the migration)
 
@@ -133,7 +116,7 @@ class PostgresDecisionLog(DecisionLog):
             log.warning("decision log %s: customer_id columns of %s migrated to TEXT", self.url, ", ".join(tables))
 
     def _connect(self) -> psycopg.Connection[Any]:
-        if self._closed:
+        if self._conns.closed:
             raise UnavailableError(f"decision log {self.url} is closed")
         if time.monotonic() < self._down_until:
             raise UnavailableError(f"decision log {self.url} is unreachable (retrying shortly)")
@@ -142,27 +125,11 @@ class PostgresDecisionLog(DecisionLog):
         except psycopg.Error as exc:
             self._down_until = time.monotonic() + RETRY_CONNECT_AFTER_S
             raise UnavailableError(f"decision log {self.url} is unreachable: {one_line(exc)}") from exc
-        me = threading.current_thread()
-        with self._conns_lock:  # close connections of threads that have ended (thread pools come and go)
-            for ident, (thread, old) in list(self._conns.items()):
-                if not thread.is_alive():
-                    old.close()
-                    del self._conns[ident]
-            self._conns[me.ident or 0] = (me, conn)
-        self._local.conn = conn
-        return conn
-
-    def _drop(self, conn: psycopg.Connection[Any]) -> None:
-        self._local.conn = None
-        with self._conns_lock:
-            for ident, (_, held) in list(self._conns.items()):
-                if held is conn:
-                    del self._conns[ident]
-        conn.close()
+        return self._conns.adopt(conn)
 
     def _run(self, op: Callable[[Any], T], write: bool = False) -> T:
         for attempt in (1, 2):
-            conn = getattr(self._local, "conn", None) or self._connect()
+            conn = self._conns.current() or self._connect()
             try:
                 with conn.cursor() as cur:
                     if getattr(self._unbounded_ops, "on", False):
@@ -174,33 +141,26 @@ class PostgresDecisionLog(DecisionLog):
                                 try:
                                     cur.execute("RESET statement_timeout")  # the connection's default again
                                 except psycopg.Error:
-                                    self._drop(conn)  # never leave an unbounded connection behind
+                                    self._conns.drop(conn)  # never leave an unbounded connection behind
                     return op(cur)
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if not (conn.broken or conn.closed):  # e.g. a statement timeout: the connection is fine
                     raise UnavailableError(f"decision log {self.url}: {one_line(exc)}") from exc
-                self._drop(conn)
+                self._conns.drop(conn)
                 if attempt == 2:
                     raise UnavailableError(f"decision log {self.url}: connection lost: {one_line(exc)}") from exc
             except (psycopg.DataError, psycopg.IntegrityError) as exc:
                 raise DataError(f"decision log {self.url}: invalid record: {one_line(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @contextmanager
+    def _transaction(self, cur: psycopg.Cursor[Any]) -> Iterator[None]:
+        with cur.connection.transaction():
+            yield
+
     def backend_pids(self) -> list[int]:
         """PostgreSQL backend pids of this log's open connections (operators and tests)."""
-        with self._conns_lock:
-            return [conn.info.backend_pid for _, conn in self._conns.values() if not conn.closed]
-
-    def ping(self) -> bool:
-        try:
-            return bool(self._run(lambda cur: cur.execute("SELECT 1").fetchone()) == (1,))
-        except Exception:
-            return False
+        return [conn.info.backend_pid for conn in self._conns.all() if not conn.closed]
 
     def close(self) -> None:
-        self._closed = True
-        with self._conns_lock:
-            for _, conn in self._conns.values():
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
+        self._conns.close_all()

@@ -32,7 +32,7 @@ from pydantic import (
     field_validator,
 )
 
-from nextbest.core.rule_compile import FAR_FUTURE, FAR_PAST, Mode, OnError, Rule, compile_condition
+from nextbest.core.rules.compiler import FAR_FUTURE, FAR_PAST, Mode, OnError, Rule, compile_condition
 from nextbest.errors import ConfigError
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr

@@ -15,27 +15,11 @@ from typing import Any
 from pydantic_core import to_json
 
 from nextbest.core.ids import customer_key as _customer_key
+from nextbest.io.decision_log.tables import DECISIONS, FEEDBACK
 
-DECISION_COLUMNS: tuple[str, ...] = (
-    "decision_id", "request_id", "customer_id", "created_at", "channel", "action", "action_channel",
-    "probability", "explored", "control", "degraded", "reason", "model_version", "ruleset_version",
-    "catalog_version", "feature_service", "features", "scores", "rule_hits", "response", "context",
-)  # fmt: skip
-FEEDBACK_COLUMNS: tuple[str, ...] = (
-    "feedback_id", "decision_id", "customer_id", "created_at", "type", "revenue", "payload",
-)  # fmt: skip
+DECISION_COLUMNS: tuple[str, ...] = DECISIONS.stored()  # a record's fields, in insert order (tables.py)
+FEEDBACK_COLUMNS: tuple[str, ...] = FEEDBACK.stored()
 JSON_COLUMNS = ("features", "scores", "rule_hits", "response", "context")
-#: Columns added after the first release: (name, SQLite type, PostgreSQL type); both backends add them to an
-#: existing table at start-up, with a default, so older rows and older writers keep working.
-ADDED_DECISION_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("context", "TEXT NOT NULL DEFAULT '{}'", "JSONB NOT NULL DEFAULT '{}'::jsonb"),
-    # The rule ids of ``rule_hits`` alone, ``[[suppressing...], [shadow...]]`` (JSON text): what analytics and the
-    # explorer read, without parsing every hit's message. NULL in rows of older versions (read from rule_hits).
-    ("rule_ids", "TEXT", "TEXT"),
-    # A hash of the request a request_id was first used with (customer, channel, context, candidates): a replay
-    # is answered only for the same request. NULL in rows of older versions (checked by customer only).
-    ("request_hash", "TEXT", "TEXT"),
-)
 #: What analytics and the decision explorer read per decision (no features or scores): metadata, the action
 #: arbitration chose, rule hits and the feedback aggregated (flags per type, conversion events and revenue).
 ACTIVITY_COLUMNS: tuple[str, ...] = (
@@ -44,7 +28,9 @@ ACTIVITY_COLUMNS: tuple[str, ...] = (
     "impression", "click", "conversion", "dismissed", "orders", "revenue",
 )  # fmt: skip
 BOOL_COLUMNS = ("explored", "control", "degraded")
-_IN_COLUMNS = "_in_columns"  # keys of a stored response that live in other columns (see _slim_response)
+#: Listed in a stored response: its keys that live in other columns (the ``scores`` and ``rule_hits`` of the row),
+#: restored when the row is read. The service stores a decision's lists once (serving/decision_output.py).
+IN_COLUMNS = "_in_columns"
 
 
 def statements(d: str, f: str) -> dict[str, str]:
@@ -108,7 +94,7 @@ def encode_decision(v: dict[str, Any]) -> tuple[Any, ...]:
             v["action"], v["action_channel"], float(v["probability"]), bool(v["explored"]), bool(v["control"]),
             bool(v["degraded"]), v["reason"], v["model_version"], v["ruleset_version"], v["catalog_version"],
             v["feature_service"], dumps(v["features"]), dumps(v["scores"]), dumps(v["rule_hits"]),
-            dumps(_slim_response(v)), dumps(v.get("context") or {}), dumps(rule_ids(v["rule_hits"])),
+            dumps(v["response"]), dumps(v.get("context") or {}), dumps(rule_ids(v["rule_hits"])),
             v.get("request_hash"))  # fmt: skip
 
 
@@ -147,39 +133,12 @@ def customer_key(value: Any) -> str:
     return value if type(value) is str else _customer_key(value)
 
 
-def _slim_response(v: dict[str, Any]) -> Any:
-    """The response without the lists the row already holds in ``scores`` and ``rule_hits`` (the service builds
-    them from the same objects): about half of a decision's bytes. Stored whole otherwise (e.g. replayed from
-    the spool). The dropped keys are listed under ``_in_columns``, so :func:`_full_response` restores exactly
-    those; rows stored whole (and rows of older versions) read back unchanged."""
-    response, scores, hits = v["response"], v["scores"], v["rule_hits"]
-    if not isinstance(response, dict):
-        return response
-    drop = set()
-    if response.get("candidates") is scores:
-        drop.add("candidates")
-    shadow, suppressed = response.get("shadow"), response.get("suppressed")
-    if (
-        isinstance(shadow, list)
-        and isinstance(suppressed, list)
-        and len(hits) == len(shadow) + len(suppressed)
-        and all(h is s for h, s in zip(hits, shadow, strict=False))
-        and all(
-            type(h) is dict and h.get("suppressed") is s for h, s in zip(hits[len(shadow) :], suppressed, strict=True)
-        )
-    ):
-        drop |= {"shadow", "suppressed"}
-    if not drop:
-        return response
-    return {**{k: x for k, x in response.items() if k not in drop}, _IN_COLUMNS: sorted(drop)}
-
-
 def _full_response(values: dict[str, Any]) -> Any:
     response = values["response"]
-    if not isinstance(response, dict) or _IN_COLUMNS not in response:
+    if not isinstance(response, dict) or IN_COLUMNS not in response:
         return response
     out = dict(response)
-    dropped, hits = out.pop(_IN_COLUMNS), values["rule_hits"] or []
+    dropped, hits = out.pop(IN_COLUMNS), values["rule_hits"] or []
     if "candidates" in dropped:
         out["candidates"] = values["scores"]
     if "shadow" in dropped:

@@ -18,10 +18,10 @@ import cel
 import numpy as np
 
 from nextbest.core.contact import HistoryBuilder
-from nextbest.core.rule_compile import Rule
-from nextbest.core.rule_engine import Plan, RuleEngine
-from nextbest.core.rule_syntax import paths, references
-from nextbest.core.rule_values import (
+from nextbest.core.rules.compiler import Rule
+from nextbest.core.rules.engine import Plan, RuleEngine
+from nextbest.core.rules.syntax import paths, references
+from nextbest.core.rules.values import (
     ERROR,
     TRUE,
     HistoryPaths,

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from nextbest.core.catalog import ActionCatalog
-from nextbest.core.rule_cases import CaseFile, LoadedCase, coverage, load_cases, run_cases
 from nextbest.core.rules import Ruleset, load_ruleset
+from nextbest.core.rules.cases import CaseFile, LoadedCase, coverage, load_cases, run_cases
 from nextbest.errors import ConfigError
 
-PROJECT = Path(__file__).resolve().parents[3]
+PROJECT = Path(__file__).resolve().parents[4]
 CASE_FILES = sorted((PROJECT / "rules" / "cases").glob("*.yaml"))
 
 

@@ -6,7 +6,7 @@ when a :class:`RuleEngine` is bound to a catalog, every rule's top-level ``&&`` 
 action are evaluated once per catalog action; the rest is specialised per action by inlining the action's
 attributes as literals, deduplicated, and compiled, per candidate set, into one list-valued program. A
 request then fills one small context (only the features and history fields some rule reads; reused per
-thread, converting only what changed: :mod:`nextbest.core.rule_context`) and runs that program once. Because
+thread, converting only what changed: :mod:`nextbest.core.rules.context`) and runs that program once. Because
 CEL's ``&&`` is commutative (false wins over an error, an error over true), splitting changes no result;
 :meth:`RuleEngine.evaluate_naive` is the plain per-(rule, action) reference the tests compare against. If the
 combined program fails (a rule errs), each rule and then each element is evaluated on its own, so one broken
@@ -24,10 +24,11 @@ import numpy as np
 
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.features import FieldSpec, all_fields
-from nextbest.core.rule_compile import Rule, eligibility_rules
-from nextbest.core.rule_context import ContextCache
-from nextbest.core.rule_syntax import first_line, inline, paths, references
-from nextbest.core.rule_values import (
+from nextbest.core.rules import Ruleset
+from nextbest.core.rules.compiler import Rule, eligibility_rules
+from nextbest.core.rules.context import ContextCache
+from nextbest.core.rules.syntax import first_line, inline, paths, references
+from nextbest.core.rules.values import (
     CONVERT,
     ERROR,
     FALSE,
@@ -45,7 +46,6 @@ from nextbest.core.rule_values import (
     merge_paths,
     same,
 )
-from nextbest.core.rules import Ruleset
 
 _PLAN_CACHE_SIZE = 256
 

@@ -21,12 +21,12 @@ import cel
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import HistoryBuilder
 from nextbest.core.features import FieldSpec
-from nextbest.core.rule_batch import evaluate_batch
-from nextbest.core.rule_compile import Rule, eligibility_rules
-from nextbest.core.rule_engine import RuleEngine
-from nextbest.core.rule_syntax import Token, first_line, references, split_leaves, tokenize
-from nextbest.core.rule_values import RequestInfo, action_map
 from nextbest.core.rules import Ruleset
+from nextbest.core.rules.batch import evaluate_batch
+from nextbest.core.rules.compiler import Rule, eligibility_rules
+from nextbest.core.rules.engine import RuleEngine
+from nextbest.core.rules.syntax import Token, first_line, references, split_leaves, tokenize
+from nextbest.core.rules.values import RequestInfo, action_map
 from nextbest.errors import ConfigError
 
 _PLACEHOLDER = {"int64": 1, "float64": 1.5, "string": "x"}

@@ -1,6 +1,6 @@
 """What the decision log stores and returns: a decision, a feedback event, a decision's aggregated outcome, the
 feedback vocabulary, and two helpers for the backends' messages (shared by :mod:`decision_log` and both
-backends; importable from ``nextbest.serving.decision_log`` as before)."""
+backends; importable from ``nextbest.io.decision_log`` as before)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from nextbest.serving.log_sql import customer_key
+from nextbest.io.decision_log.sql import customer_key
 
 FeedbackType = Literal["impression", "click", "conversion", "dismissed"]
 FEEDBACK_TYPES: tuple[str, ...] = ("impression", "click", "conversion", "dismissed")

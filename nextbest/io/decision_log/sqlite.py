@@ -20,15 +20,18 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from nextbest.errors import DataError, UnavailableError
-from nextbest.serving.decision_log import DEFAULT_PREFIX, DecisionLog, one_line
-from nextbest.serving.log_history import sqlite_schema
-from nextbest.serving.log_sql import ADDED_DECISION_COLUMNS
+from nextbest.io.decision_log.base import DEFAULT_PREFIX, DecisionLog
+from nextbest.io.decision_log.connections import ThreadConnections
+from nextbest.io.decision_log.history_schema import sqlite_schema
+from nextbest.io.decision_log.records import one_line
+from nextbest.io.decision_log.tables import DECISIONS, FEEDBACK, index_statements
 
 T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
@@ -37,18 +40,6 @@ AUTOCHECKPOINT_PAGES = 10_000  # ~40 MB of WAL: only reached if the background c
 MIGRATION_WAIT_MS = 30 * 60_000
 log = logging.getLogger(__name__)
 # Customer ids are TEXT: opaque strings in their canonical form (nextbest.core.ids); older logs are migrated.
-_DECISIONS_DDL = (
-    "decision_id TEXT PRIMARY KEY, request_id TEXT UNIQUE, customer_id TEXT NOT NULL, created_at REAL NOT NULL, "
-    "channel TEXT NOT NULL, action TEXT NOT NULL, action_channel TEXT, probability REAL NOT NULL, "
-    "explored INTEGER NOT NULL, control INTEGER NOT NULL, degraded INTEGER NOT NULL, reason TEXT, model_version TEXT, "
-    "ruleset_version TEXT, catalog_version TEXT, feature_service TEXT, features TEXT NOT NULL, scores TEXT NOT NULL, "
-    "rule_hits TEXT NOT NULL, response TEXT NOT NULL, context TEXT NOT NULL DEFAULT '{}'"
-)
-_FEEDBACK_DDL = (
-    "feedback_id TEXT PRIMARY KEY, decision_id TEXT NOT NULL REFERENCES {d} (decision_id), "
-    "customer_id TEXT NOT NULL, created_at REAL NOT NULL, type TEXT NOT NULL "
-    "CHECK (type IN ('impression', 'click', 'conversion', 'dismissed')), revenue REAL, payload TEXT NOT NULL"
-)
 
 
 class SqliteDecisionLog(DecisionLog):
@@ -60,10 +51,7 @@ class SqliteDecisionLog(DecisionLog):
         super().__init__(f"sqlite:///{self.path}", table_prefix)
         self._synchronous = synchronous
         self._write_lock: threading.Lock | None = threading.Lock() if write_lock else None
-        self._local = threading.local()
-        self._conns: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
-        self._conns_lock = threading.Lock()
-        self._closed = False
+        self._conns: ThreadConnections[sqlite3.Connection] = ThreadConnections()
         self._stop = threading.Event()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,22 +85,20 @@ class SqliteDecisionLog(DecisionLog):
 
     def _schema(self, cur: sqlite3.Cursor) -> None:
         d, f = self.tables
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {d} ({_DECISIONS_DDL})")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {d} ({DECISIONS.ddl('sqlite', d)})")
         have = {row[1] for row in cur.execute(f"PRAGMA table_info({d})").fetchall()}
-        for name, sqlite_type, _ in ADDED_DECISION_COLUMNS:  # a log created by an older version
+        for name, declared in DECISIONS.added_columns("sqlite", d):  # a log created by an older version
             if name not in have:
                 try:
-                    cur.execute(f"ALTER TABLE {d} ADD COLUMN {name} {sqlite_type}")
+                    cur.execute(f"ALTER TABLE {d} ADD COLUMN {name} {declared}")
                 except sqlite3.OperationalError as exc:  # another worker added it first
                     if "duplicate column" not in str(exc):
                         raise
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {f} ({_FEEDBACK_DDL.format(d=d)})")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {f} ({FEEDBACK.ddl('sqlite', d)})")
         if self._integer_ids(cur):
             self._migrate_ids(cur)
-        cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_customer ON {d} (customer_id, created_at)")
-        cur.execute(f"CREATE INDEX IF NOT EXISTS {d}_created ON {d} (created_at)")
-        cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_decision ON {f} (decision_id)")
-        cur.execute(f"CREATE INDEX IF NOT EXISTS {f}_customer ON {f} (customer_id)")
+        for sql in index_statements({"decisions": d, "feedback": f}):
+            cur.execute(sql)
         sqlite_schema(cur, self.history_names, d, f)  # contact-history summaries (after any migration)
 
     def _integer_ids(self, cur: sqlite3.Cursor) -> list[str]:
@@ -141,14 +127,9 @@ class SqliteDecisionLog(DecisionLog):
                 d = self.tables[0]
                 for table in tables:
                     fresh = f"{table}_text_ids"
-                    ddl = _DECISIONS_DDL if table == d else _FEEDBACK_DDL.format(d=d)
+                    ddl = (DECISIONS if table == d else FEEDBACK).ddl("sqlite", d)
                     conn.execute(f"DROP TABLE IF EXISTS {fresh}")
                     conn.execute(f"CREATE TABLE {fresh} ({ddl})")
-                    if table == d:
-                        base = {row[1] for row in conn.execute(f"PRAGMA table_info({fresh})").fetchall()}
-                        for name, sqlite_type, _ in ADDED_DECISION_COLUMNS:
-                            if name not in base:
-                                conn.execute(f"ALTER TABLE {fresh} ADD COLUMN {name} {sqlite_type}")
                     old = [row[1] for row in conn.execute(f"PRAGMA table_info({table})").fetchall()]
                     new = {row[1] for row in conn.execute(f"PRAGMA table_info({fresh})").fetchall()}
                     cols = [c for c in old if c in new]
@@ -169,7 +150,7 @@ class SqliteDecisionLog(DecisionLog):
             log.warning("decision log %s: customer_id columns of %s migrated to TEXT", self.url, ", ".join(tables))
 
     def _connect(self) -> sqlite3.Connection:
-        if self._closed:
+        if self._conns.closed:
             raise UnavailableError(f"decision log {self.url} is closed")
         try:
             conn = sqlite3.connect(
@@ -182,18 +163,10 @@ class SqliteDecisionLog(DecisionLog):
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
             raise UnavailableError(f"decision log {self.url} cannot be opened: {one_line(exc)}") from exc
-        me = threading.current_thread()
-        with self._conns_lock:  # close connections of threads that have ended (thread pools come and go)
-            for ident, (thread, old) in list(self._conns.items()):
-                if not thread.is_alive():
-                    old.close()
-                    del self._conns[ident]
-            self._conns[me.ident or 0] = (me, conn)
-        self._local.conn = conn
-        return conn
+        return self._conns.adopt(conn)
 
     def _run(self, op: Callable[[Any], T], write: bool = False) -> T:
-        conn = getattr(self._local, "conn", None) or self._connect()
+        conn = self._conns.current() or self._connect()
         try:
             if write and self._write_lock is not None:
                 with self._write_lock:
@@ -207,17 +180,16 @@ class SqliteDecisionLog(DecisionLog):
         except sqlite3.ProgrammingError as exc:  # e.g. used after close()
             raise UnavailableError(f"decision log {self.url}: {one_line(exc)}") from exc
 
-    def ping(self) -> bool:
+    @contextmanager
+    def _transaction(self, cur: sqlite3.Cursor) -> Iterator[None]:
+        cur.execute("BEGIN IMMEDIATE")
         try:
-            return bool(self._run(lambda cur: cur.execute("SELECT 1").fetchone()) == (1,))
-        except Exception:
-            return False
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
 
     def close(self) -> None:
-        self._closed = True
         self._stop.set()
-        with self._conns_lock:
-            for _, conn in self._conns.values():
-                conn.close()
-            self._conns.clear()
-        self._local = threading.local()
+        self._conns.close_all()

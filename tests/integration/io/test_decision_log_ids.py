@@ -12,11 +12,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
-from nextbest.serving.log_sql import DECISION_COLUMNS, encode_decision, statements
-from tests.integration.serving.test_decision_log import T0, decision
+from nextbest.io.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
+from nextbest.io.decision_log.sql import DECISION_COLUMNS, encode_decision, statements
+from tests.integration.io.test_decision_log import T0, decision
 
-# The schema of the previous release, verbatim (serving/log_sqlite.py and serving/log_postgres.py before string ids).
+# The schema of the previous release, verbatim (the sqlite.py and postgres.py backends before string ids).
 OLD_SQLITE = (
     "CREATE TABLE {d} (decision_id TEXT PRIMARY KEY, request_id TEXT UNIQUE, "
     "customer_id INTEGER NOT NULL, created_at REAL NOT NULL, channel TEXT NOT NULL, action TEXT NOT NULL, "
@@ -172,7 +172,7 @@ def test_workers_opening_an_older_sqlite_log_at_once_migrate_it_once(tmp_path: P
         rows = [_old_values(decision(customer_id=i % 997 + 1, at=T0 + i, decision_id=f"d{i}")) for i in range(n)]
         conn.executemany(_old_insert(d, "?"), rows)
     script = (
-        "import sys; from nextbest.serving.decision_log import open_decision_log; "
+        "import sys; from nextbest.io.decision_log import open_decision_log; "
         "log = open_decision_log(sys.argv[1]); print(log.counts()['decisions'], len(log.contacts('5', 0)))"
     )
     procs = [

@@ -12,62 +12,37 @@ replicas) produce exactly one row and every caller gets that row back. Re-record
 ``contacts`` returns rows in the format and vocabulary of :class:`nextbest.core.contact.HistoryBuilder`: one
 ``sent`` row per served contact plus one row per kind of feedback on it (``impression``, ``click``,
 ``conversion``; ``dismissed`` feedback becomes ``ignored``). ``history`` is what a decision reads instead: the
-same map from summaries the log keeps (``serving/log_history.py``), at a cost that does not grow with the
-customer's history. ``training_rows`` is what retraining reads.
+same map from summaries the log keeps (``nextbest/io/decision_log/history.py``), at a cost that does not grow with the
+customer's history. ``training_rows`` is what retraining reads (with the other window reads, ``reads.py``).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from nextbest.core.contact import Bounds, ContactSummary, History, HistoryBuilder
 from nextbest.errors import ConfigError, DataError, NotFoundError
-from nextbest.serving.log_history import CONTROL, history_params, history_statement, names
-from nextbest.serving.log_records import (
+from nextbest.io.decision_log.history import CONTROL, history_params, history_statement, names
+from nextbest.io.decision_log.reads import WindowReads
+from nextbest.io.decision_log.records import (
     CONTACT_OUTCOME,
     FEEDBACK_TYPES,
-    OUTCOME_ORDER,
-    DecisionOutcome,
     DecisionRecord,
     FeedbackRecord,
-    FeedbackType,
-    one_line,
-    redact,
 )
-from nextbest.serving.log_sql import (
-    ACTIVITY_COLUMNS,
-    DECISION_COLUMNS,
+from nextbest.io.decision_log.sql import (
     customer_key,
     decode_decision,
     dumps,
     encode_decision,
-    flatten,
-    loads,
-    rule_ids,
     statements,
 )
 
 T = TypeVar("T")
-#: The records and helpers of serving/log_records.py, importable from here as before.
-__all__ = [
-    "CONTACT_OUTCOME",
-    "FEEDBACK_TYPES",
-    "OUTCOME_ORDER",
-    "DecisionLog",
-    "DecisionOutcome",
-    "DecisionRecord",
-    "FeedbackRecord",
-    "FeedbackType",
-    "one_line",
-    "open_decision_log",
-    "redact",
-]  # fmt: skip
 DEFAULT_PREFIX = "nextbest_"
 #: A customer with at most this many sends in the window has their history built from their rows (at most
 #: these sends and a row per kind of feedback on each); beyond, from the summaries. Bounded either way.
@@ -75,7 +50,7 @@ FEW_SENDS = 24
 _PREFIX_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
 
 
-class DecisionLog(ABC):
+class DecisionLog(WindowReads):
     """Backend-neutral logic over DB-API cursors. A backend supplies connections (:meth:`_run`) and DDL.
 
     SQL here is written with ``?`` placeholders; PostgreSQL's backend rewrites them to ``%s``.
@@ -94,7 +69,7 @@ class DecisionLog(ABC):
         self.feedback_table = f = f"{table_prefix}feedback"
         self.tables = (d, f)
         self._sql = {k: v.replace("?", self.placeholder) for k, v in statements(d, f).items()}
-        self.history_names = names(table_prefix)  # the contact-history summaries (serving/log_history.py)
+        self.history_names = names(table_prefix)  # the contact-history summaries (history.py)
         self._sql["history"] = history_statement(self.history_names, self.placeholder)  # named parameters
 
     # Backend hooks -------------------------------------------------------------------------------------------
@@ -102,9 +77,12 @@ class DecisionLog(ABC):
     def _run(self, op: Callable[[Any], T], write: bool = False) -> T:
         """Run ``op(cursor)`` on this thread's connection; when it returns, any write is committed."""
 
-    @abstractmethod
     def ping(self) -> bool:
         """True when the backend answers (readiness); never raises."""
+        try:
+            return bool(self._run(lambda cur: cur.execute("SELECT 1").fetchone()) == (1,))
+        except Exception:
+            return False
 
     @abstractmethod
     def close(self) -> None: ...
@@ -145,6 +123,25 @@ class DecisionLog(ABC):
         stored = self._decode(found)
         # A retry after a connection broke mid-commit finds its own row: that write did succeed.
         return stored, attempts > 1 and stored.decision_id == rec.decision_id
+
+    def record_decisions(self, records: Sequence[DecisionRecord]) -> int:
+        """Write many decisions (an outbound campaign) in one transaction; those whose ``decision_id`` or
+        ``request_id`` is already logged are left as they are (a re-run of the same batch writes nothing).
+        All or none: on an error nothing of ``records`` is written. Returns how many were new."""
+        if not records:
+            return 0
+        rows = [encode_decision(rec.__dict__) for rec in records]
+
+        def op(cur: Any) -> int:
+            with self._transaction(cur):
+                cur.executemany(self._sql["insert_decision"], rows)
+                return int(cur.rowcount)  # summed over the rows by both drivers; a conflict counts 0
+
+        return self._run(op, write=True)
+
+    @abstractmethod
+    def _transaction(self, cur: Any) -> AbstractContextManager[None]:
+        """A transaction on the cursor's connection: committed on exit, rolled back on an exception."""
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         return self._one("by_id", decision_id)
@@ -253,7 +250,7 @@ class DecisionLog(ABC):
             elif tag == "A":
                 if a is not None and a >= since:
                     latest[name] = a
-            else:  # C: per window, its days up to today's start, plus today up to now (serving/log_history.py)
+            else:  # C: per window, its days up to today's start, plus today up to now (history.py)
                 counts[name] = (int(a + d), int(b + d), int(c + d))
         return builder.summarize(summary)
 
@@ -266,145 +263,3 @@ class DecisionLog(ABC):
             return int(cur.fetchone()[0])
 
         return self._run(op)
-
-    def training_rows(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
-        """One row per decision in ``[since, until)``: metadata, logged probability (also as ``propensity``,
-        the name ``nextbest train --data`` reads), outcome aggregated over its feedback, and the features as
-        served, flattened (nested keys joined by ``.``; a name clashing with a column gets ``feature.``)."""
-        bounds = (-math.inf if since is None else float(since), math.inf if until is None else float(until))
-
-        def op(cur: Any) -> list[Any]:
-            cur.execute(self._sql["training"], bounds)
-            return list(cur.fetchall())
-
-        rows = []
-        for r in self._run(op):
-            converted, clicked, impressed, dismissed = (int(v) for v in r[16:20])
-            flags = {"conversion": converted, "click": clicked, "impression": impressed, "dismissed": dismissed}
-            row: dict[str, Any] = {
-                "decision_id": r[0], "request_id": r[1], "customer_id": customer_key(r[2]), "created_at": float(r[3]),
-                "event_timestamp": datetime.fromtimestamp(float(r[3]), UTC), "channel": r[4], "action": r[5],
-                "action_channel": r[6], "probability": float(r[7]), "propensity": float(r[7]),
-                "explored": bool(r[8]), "control": bool(r[9]), "degraded": bool(r[10]), "model_version": r[11],
-                "ruleset_version": r[12], "catalog_version": r[13], "feature_service": r[14],
-                "converted": converted, "clicked": clicked, "impressed": impressed, "dismissed": dismissed,
-                "revenue": float(r[20]), "feedback_count": int(r[21]),
-                "outcome": next((o for o in OUTCOME_ORDER if flags.get(o, 1)), "sent"),
-            }  # fmt: skip
-            try:
-                features = loads(r[15])
-            except ValueError:  # not JSON (a foreign writer): retraining skips the row and counts it
-                features = None
-            if isinstance(features, dict):
-                flatten(features, "", row, set(row))
-            else:
-                row["_unreadable"] = True
-            rows.append(row)
-        return rows
-
-    def decisions(
-        self, since: float, until: float | None = None, *, limit: int | None = None, page_size: int = 1000
-    ) -> Iterator[tuple[DecisionRecord, DecisionOutcome]]:
-        """Decisions created in ``[since, until)``, newest first, with scores, features and rule hits as logged
-        and their feedback aggregated (rule simulation replays them). Read in pages: a long window is never
-        held in memory or in one transaction."""
-        cursor: tuple[float, str] = (math.inf if until is None else float(until), "")
-        left = math.inf if limit is None else int(limit)
-        n = len(DECISION_COLUMNS)
-        while left > 0:
-            size = int(min(page_size, left))
-
-            def op(cur: Any, after: tuple[float, str] = cursor, size: int = size) -> list[Any]:
-                cur.execute(self._sql["window"], (float(since), after[0], after[0], after[1], size))
-                return list(cur.fetchall())
-
-            page = self._run(op)
-            records = [self._decode(row[:n]) for row in page]
-            for rec, row in zip(records, page, strict=True):
-                yield rec, DecisionOutcome(int(row[n + 1]), float(row[n]), int(row[n + 2]))
-            if len(page) < size:
-                return
-            left -= len(page)
-            cursor = (records[-1].created_at, records[-1].decision_id)
-
-    def activity(self, since: float, until: float | None = None, *, page_size: int = 5000) -> Iterator[dict[str, Any]]:
-        """Decisions created in ``[since, until)``, oldest first, as ``ACTIVITY_COLUMNS`` dicts (no features or
-        scores; rule hits as the ids of the rules that suppressed actions, ``suppressed_by``, and of the shadow
-        hits, ``shadow_hits``; feedback aggregated: a 0/1 flag per type, conversion events as ``orders`` and
-        their revenue).
-        Read in pages, so analytics over a long window never holds it in memory or in one transaction."""
-        cursor: tuple[float, str] = (float(since), "")
-        end = math.inf if until is None else float(until)
-        while True:
-
-            def op(cur: Any, after: tuple[float, str] = cursor) -> list[Any]:
-                cur.execute(self._sql["activity_window"], (float(since), end, after[0], after[0], after[1], page_size))
-                return list(cur.fetchall())
-
-            page = [self._activity(row) for row in self._run(op)]
-            yield from page
-            if len(page) < page_size:
-                return
-            cursor = (page[-1]["created_at"], page[-1]["decision_id"])
-
-    def customer_activity(self, customer_id: str | int, limit: int = 20) -> list[dict[str, Any]]:
-        """The customer's latest ``limit`` decisions, newest first, in the format of :meth:`activity`."""
-
-        def op(cur: Any) -> list[Any]:
-            cur.execute(self._sql["activity_customer"], (customer_key(customer_id), int(limit)))
-            return list(cur.fetchall())
-
-        return [self._activity(row) for row in self._run(op)]
-
-    @staticmethod
-    def _activity(row: Any) -> dict[str, Any]:
-        out = dict(zip(ACTIVITY_COLUMNS, row, strict=True))
-        out["customer_id"], out["created_at"] = customer_key(out["customer_id"]), float(out["created_at"])
-        out["probability"], out["revenue"] = float(out["probability"]), float(out["revenue"])
-        for name in ("explored", "control", "degraded", "impression", "click", "conversion", "dismissed"):
-            out[name] = bool(out[name])
-        out["orders"] = int(out["orders"])
-        ids, hits = out.pop("rule_ids"), out.pop("rule_hits")
-        out["suppressed_by"], out["shadow_hits"] = loads(ids) if ids is not None else rule_ids(loads(hits))
-        return out
-
-    def counts(self) -> dict[str, int]:
-        def op(cur: Any) -> Any:
-            cur.execute(self._sql["counts"])
-            return cur.fetchone()
-
-        decisions, feedback = self._run(op)
-        return {"decisions": int(decisions), "feedback": int(feedback)}
-
-
-# Factory ----------------------------------------------------------------------------------------------------
-def open_decision_log(url: str, *, table_prefix: str | None = None) -> DecisionLog:
-    """Open (and create the schema of) the log at ``url``: ``sqlite:////abs/path.db`` or
-    ``postgresql://user@host:port/db``. ``table_prefix`` (or ``?table_prefix=`` in the URL) isolates tables.
-    SQLite also takes ``?synchronous=FULL`` to survive power loss, not only a crash of the process."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    prefix = table_prefix or query.pop("table_prefix", None) or DEFAULT_PREFIX
-    scheme = parts.scheme.lower()
-    if scheme == "sqlite":
-        from nextbest.serving.log_sqlite import SqliteDecisionLog
-
-        path = url.split("?", 1)[0][len("sqlite:///") :]
-        if not url.lower().startswith("sqlite:///") or not path.startswith("/"):
-            raise ConfigError(f"decision_log_url {url!r}: use sqlite:////absolute/path/decisions.db")
-        synchronous = query.pop("synchronous", "NORMAL").upper()
-        if query or synchronous not in ("NORMAL", "FULL"):
-            raise ConfigError(f"decision_log_url {url!r}: SQLite takes only table_prefix and synchronous=NORMAL|FULL")
-        return SqliteDecisionLog(path, table_prefix=prefix, synchronous=synchronous)
-    if scheme in ("postgresql", "postgres"):
-        from nextbest.serving.log_postgres import PostgresDecisionLog
-
-        query.setdefault("connect_timeout", "5")
-        # quote, not quote_plus: libpq reads "%20" as a space, "+" literally (options=-c statement_timeout=...)
-        conninfo = urlunsplit(
-            (parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), parts.fragment)
-        )
-        return PostgresDecisionLog(conninfo, redact(url), table_prefix=prefix)
-    raise ConfigError(
-        f"decision_log_url {redact(url)!r}: unknown scheme {parts.scheme!r}; use sqlite:///... or postgresql://..."
-    )

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from nextbest.core.contact import STREAK_CONTACTS, ContactSummary, History, HistoryBuilder
-from nextbest.serving.decision_log import FEW_SENDS, DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
-from nextbest.serving.log_history import drop_statements
+from nextbest.io.decision_log import FEW_SENDS, DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
+from nextbest.io.decision_log.history import drop_statements
 
 DAY, HOUR = 86_400, 3_600
 NOW = 1_795_000_000.25

@@ -17,7 +17,7 @@ import pytest
 
 from nextbest.core.contact import HistoryBuilder
 from nextbest.errors import ConfigError, DataError, NotFoundError, UnavailableError
-from nextbest.serving.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
+from nextbest.io.decision_log import DecisionLog, DecisionRecord, FeedbackRecord, open_decision_log
 
 T0 = 1_795_000_000.123456  # not a binary fraction: created_at must round-trip exactly
 PROJECT = Path(__file__).resolve().parents[3]
@@ -107,7 +107,7 @@ def test_a_request_id_keeps_the_hash_of_its_request(log: DecisionLog) -> None:
 def test_postgres_connections_use_keepalives_and_a_connect_timeout(postgres_log_url: str) -> None:
     with open_decision_log(postgres_log_url) as log:
         assert log.ping()
-        params = log._local.conn.info.get_parameters()  # type: ignore[attr-defined]
+        params = log._conns.current().info.get_parameters()  # type: ignore[attr-defined]
         assert params["keepalives_idle"] == "30" and params["keepalives_count"] == "3"
         assert params["connect_timeout"] == "5"
 
@@ -225,7 +225,7 @@ def test_a_decision_survives_a_restart(url: str) -> None:
     d = decision(request_id="req-restart")
     code = (
         "import os, sys\n"
-        "from nextbest.serving.decision_log import DecisionRecord, open_decision_log\n"
+        "from nextbest.io.decision_log import DecisionRecord, open_decision_log\n"
         "log = open_decision_log(sys.argv[1])\n"
         f"log.record_decision(DecisionRecord(**{d.__dict__!r}))\n"
         "os._exit(0)\n"
@@ -270,7 +270,7 @@ def test_concurrent_writers_lose_nothing(log: DecisionLog) -> None:
 def test_postgres_reconnects_after_its_connection_is_killed(postgres_log_url: str, postgres_url: str) -> None:
     import psycopg
 
-    from nextbest.serving.log_postgres import PostgresDecisionLog
+    from nextbest.io.decision_log.postgres import PostgresDecisionLog
 
     with open_decision_log(postgres_log_url) as log:
         assert isinstance(log, PostgresDecisionLog)
@@ -292,7 +292,7 @@ def test_postgres_outage_fails_fast_and_recovers(
     postgres_log_url: str, postgres_proxy: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL going away (and coming back) behind a proxy, as in a server restart."""
-    from nextbest.serving import log_postgres
+    from nextbest.io.decision_log import postgres as log_postgres
 
     monkeypatch.setattr(log_postgres, "RETRY_CONNECT_AFTER_S", 0.2)
     parts = urlsplit(postgres_log_url)

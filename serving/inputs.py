@@ -1,0 +1,111 @@
+"""What a decision reads, gathered the same way for every path: the customer's features with their freshness,
+contact history from the decision log, and the model's scores, then the core's fallback policy when any of them
+is missing (nextbest/core/degradation.py).
+
+Contact history has one window and one notion of a contact (``ServingSettings.history_days`` and
+``contacts_from``) for ``/decide``, ``/decide/batch`` and ``decide-batch``, so an outbound campaign applies the
+same frequency caps, cooldowns and ignore-suppression as a real-time decision for the same customer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from nextbest.core.contact import History, HistoryBuilder
+from nextbest.core.decision import Decision, DecisionRequest
+from nextbest.core.degradation import DecisionInputs, degradation
+from nextbest.io.decision_log import DecisionLog
+from nextbest.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from nextbest.features.online import CustomerFeatures, OnlineFeatureReader
+    from nextbest.serving.components import Snapshot
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86_400
+
+
+def contact_history(
+    log: DecisionLog, builder: HistoryBuilder, customer_id: str | int, now: float, serving: ServingSettings
+) -> History | None:
+    """The customer's ``history`` map at ``now`` (None: no contact in the window): one bounded read, whatever the
+    length of the customer's history (:meth:`DecisionLog.history`). Raises when the log cannot be read."""
+    return log.history(
+        customer_id,
+        builder,
+        now,
+        since=now - serving.history_days * DAY_S,
+        delivered_only=serving.contacts_from == "feedback",
+    )
+
+
+def contact_histories(
+    log: DecisionLog,
+    builder: HistoryBuilder,
+    customer_ids: Sequence[str],
+    now: float,
+    serving: ServingSettings,
+    progress: Callable[[int], None] | None = None,
+) -> list[History]:
+    """Each customer's ``history`` map at ``now``, "never contacted" where there is none (what rules read)."""
+    empty = builder.empty()
+    out: list[History] = []
+    for start in range(0, len(customer_ids), 1000):
+        part = customer_ids[start : start + 1000]
+        out.extend(contact_history(log, builder, c, now, serving) or empty for c in part)
+        if progress is not None:
+            progress(len(part))
+    return out
+
+
+def decide_one(
+    snap: Snapshot,
+    request: DecisionRequest,
+    now: float,
+    reader: OnlineFeatureReader | None,
+    features_error: str | None,
+    read_history: Callable[[str | int], History | None],
+) -> tuple[Decision, CustomerFeatures | None, History | None, str | None]:
+    """One customer's decision from what serving can read: the decision, the feature row and contact history it
+    read (None when not read: the store failed, or the customer is unknown) and the degradation cause (None when
+    the model decided). ``reader``: the online feature reader (None when the store could not be opened, with
+    ``features_error`` saying why)."""
+    policy, loaded = snap.policy, snap.model
+    row: CustomerFeatures | None = None
+    store_error = None
+    if reader is None:
+        store_error = str(features_error)
+    else:
+        try:
+            row = reader.read_one(request.customer_id, now)
+        except Exception as exc:
+            log.warning("online store read failed: %s", exc)
+            store_error = type(exc).__name__
+    found = row is not None and row.found
+    history = read_history(request.customer_id) if found else None
+    model = loaded.model
+    scored = tuple(a for a in request.candidates or () if model is not None and a in model.action_ids)
+    degraded = degradation(
+        DecisionInputs(
+            request.customer_id,
+            store_error,
+            None if row is None else row.view_status,
+            model_loaded=model is not None,
+            model_error=loaded.error,
+            control_scorable=policy.catalog.control in scored,
+        )
+    )
+    if degraded is not None:  # the fallback policy is the core's (nextbest/core/degradation.py)
+        rules = policy.rules(request, row.values, history) if degraded.with_rules and row is not None else None
+        return policy.fallback(request, degraded.reason, rules), row, history, degraded.cause
+    assert model is not None and row is not None
+    features = row.values
+    if len(scored) != len(request.candidates or ()):
+        request = DecisionRequest(
+            request.customer_id, request.channel, request.now, request.decision_id, scored, request.context
+        )
+    p, revenue = model.predict_records([features], scored)
+    decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin, model.value_scale)
+    return decision, row, history, None
