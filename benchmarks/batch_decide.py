@@ -104,7 +104,10 @@ def main() -> None:
     assert len(written) == args.rows
     same = (written["action"].to_numpy() == result.frame["action"].to_numpy()).mean()
 
-    # 3. The decision log's share.
+    # 3. The decision log's share (start-up objects frozen out of the collector, as the CLI does).
+    from nextbest.serving.runtime import freeze_startup_objects
+
+    freeze_startup_objects()
     m = min(args.log_rows, args.rows)
     sub = table.iloc[:m].reset_index(drop=True)
     sub_features = {k: v[:m] for k, v in features.items()}

@@ -191,9 +191,10 @@ def run_batch(
         decide_time += time.perf_counter() - t0
         if log is not None and log.record:
             t0 = time.perf_counter()
-            records = batch_records(decisions, part, version or None, log.feature_service, now)
-            for i in range(0, len(records), RECORD_CHUNK):
-                recorded += log.log.record_decisions(records[i : i + RECORD_CHUNK])
+            for i in range(0, len(decisions), RECORD_CHUNK):  # built and written a chunk at a time (memory)
+                rows = range(i, min(i + RECORD_CHUNK, len(decisions)))
+                records = batch_records(decisions, part, version or None, log.feature_service, now, rows)
+                recorded += log.log.record_decisions(records)
             record_time += time.perf_counter() - t0
         parts.append(pd.DataFrame(cols))
         if progress:
@@ -209,14 +210,16 @@ def batch_records(
     model_version: str | None,
     feature_service: str,
     now: float,
+    rows: range | None = None,
 ) -> list[DecisionRecord]:
-    """The decision-log record of every row, as ``/decide`` would have logged it (its response body included);
-    ``features`` are the row's values, as the model read them."""
+    """The decision-log record of each row (``rows``, default all), as ``/decide`` would have logged it (its
+    response body included); ``features`` are the row's values, as the model read them."""
     catalog = decisions.policy.catalog
+    rows = range(len(decisions)) if rows is None else rows
     names = [n for n in features if n != "customer_id"]
-    columns = [np.asarray(features[n]).tolist() for n in names]  # plain Python values, NaN where missing
+    columns = [np.asarray(features[n][rows.start : rows.stop]).tolist() for n in names]  # plain Python values
     out = []
-    for i in range(len(decisions)):
+    for i in rows:
         d = decisions.decision(i)
         served = ServedDecision.of(
             d,
@@ -228,6 +231,6 @@ def batch_records(
             feature_service=feature_service,
             decided_at=now,
         )
-        row = {n: col[i] for n, col in zip(names, columns, strict=True)}
+        row = {n: col[i - rows.start] for n, col in zip(names, columns, strict=True)}
         out.append(render(served, row)[1])
     return out
