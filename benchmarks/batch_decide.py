@@ -52,8 +52,9 @@ def main() -> None:
     from nextbest.features.online import OnlineFeatureReader
     from nextbest.features.store import open_store
     from nextbest.io.decision_log import open_decision_log
-    from nextbest.serving.batch import DecisionLogUse, feast_features, inline_features, read_customers, run_batch
+    from nextbest.serving.batch import DecisionLogUse, inline_features, read_customers, run_batch
     from nextbest.serving.components import Components
+    from nextbest.serving.inputs import feast_features
     from nextbest.serving.models import load_model_ref
     from nextbest.settings import load_settings
 

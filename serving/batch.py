@@ -88,24 +88,6 @@ def inline_features(frame: pd.DataFrame, model: PolicyModel) -> dict[str, Any]:
     return {c: frame[c].to_numpy(dtype=object if frame[c].dtype == object else None) for c in frame.columns}
 
 
-def feast_features(reader: Any, ids: list[str], now: float, chunk: int = 500) -> dict[str, Any]:
-    """Online features for many customers, read in chunks; stale views come back missing."""
-    return feast_rows(reader, ids, now, chunk)[0]
-
-
-def feast_rows(
-    reader: Any, ids: list[str], now: float, chunk: int = 500
-) -> tuple[dict[str, Any], list[dict[str, ViewStatus]]]:
-    """Online features for many customers, read in chunks, and each customer's view freshness (what
-    ``run_batch`` turns into the fallback for an unknown customer or stale features, as ``/decide`` does)."""
-    rows: list[Any] = []
-    for start in range(0, len(ids), chunk):
-        rows.extend(reader.read(ids[start : start + chunk], now))
-    names = list(rows[0].values) if rows else []
-    values = {n: np.array([r.values[n] for r in rows], dtype=object) for n in names}
-    return values, [dict(r.view_status) for r in rows]
-
-
 def available_features(features: dict[str, Any]) -> list[str]:
     """Feature columns with a value for at least one customer (a column that is null everywhere is absent to rules
     as much as a missing one: ``has()`` is false for every customer)."""

@@ -2,19 +2,23 @@
 contact history from the decision log, and the model's scores, then the core's fallback policy when any of them
 is missing (nextbest/core/degradation.py).
 
-Contact history has one window and one notion of a contact (``ServingSettings.history_days`` and
-``contacts_from``) for ``/decide``, ``/decide/batch`` and ``decide-batch``, so an outbound campaign applies the
-same frequency caps, cooldowns and ignore-suppression as a real-time decision for the same customer."""
+One customer (``decide_one``: ``/decide``, ``/decide/batch``, the explorer) or a set of them (``online_rows``,
+``feast_rows``, ``contact_histories``: ``decide-batch`` and rule simulation). Contact history has one window
+and one notion of a contact (``ServingSettings.history_days`` and ``contacts_from``) everywhere, so an outbound
+campaign applies the same frequency caps, cooldowns and ignore-suppression as a real-time decision for the
+same customer. (Rule simulation replays logged decisions at their own past times: ``simulation_data``.)"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nextbest.core.contact import History, HistoryBuilder
 from nextbest.core.decision import Decision, DecisionRequest
-from nextbest.core.degradation import DecisionInputs, degradation
+from nextbest.core.degradation import DecisionInputs, ViewStatus, degradation
 from nextbest.io.decision_log import DecisionLog
 from nextbest.settings import ServingSettings
 
@@ -25,6 +29,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400
+
+
+def online_rows(
+    reader: OnlineFeatureReader, ids: Sequence[str], now: float, chunk: int = 500
+) -> list[CustomerFeatures]:
+    """Many customers' online features (``CustomerFeatures``: values and each view's freshness), read in chunks.
+    Raises when the store cannot be read."""
+    rows: list[CustomerFeatures] = []
+    for start in range(0, len(ids), chunk):
+        rows.extend(reader.read(list(ids[start : start + chunk]), now))
+    return rows
+
+
+def feast_features(reader: OnlineFeatureReader, ids: list[str], now: float, chunk: int = 500) -> dict[str, Any]:
+    """Online features for many customers, read in chunks; stale views come back missing."""
+    return feast_rows(reader, ids, now, chunk)[0]
+
+
+def feast_rows(
+    reader: OnlineFeatureReader, ids: list[str], now: float, chunk: int = 500
+) -> tuple[dict[str, Any], list[dict[str, ViewStatus]]]:
+    """Online features for many customers, read in chunks, and each customer's view freshness (what
+    ``run_batch`` turns into the fallback for an unknown customer or stale features, as ``/decide`` does)."""
+    rows = online_rows(reader, ids, now, chunk)
+    names = list(rows[0].values) if rows else []
+    values = {n: np.array([r.values[n] for r in rows], dtype=object) for n in names}
+    return values, [dict(r.view_status) for r in rows]
 
 
 def contact_history(

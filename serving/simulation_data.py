@@ -25,11 +25,13 @@ import numpy as np
 from nextbest.core.catalog import ActionCatalog
 from nextbest.core.contact import History, HistoryBuilder
 from nextbest.core.decision import DecisionPolicy
+from nextbest.core.degradation import DecisionInputs, degradation
 from nextbest.core.features import DEFAULT_FEATURE_SERVICE, ENTITY, VIEWS, request_time_features
 from nextbest.core.ids import canonical_customer_ids
 from nextbest.core.simulation import LoggedDecision
 from nextbest.errors import DataError
 from nextbest.io.decision_log import DecisionLog, DecisionOutcome, DecisionRecord
+from nextbest.serving.inputs import online_rows
 from nextbest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,11 +188,7 @@ def online_features(
     from nextbest.features.online import OnlineFeatureReader
     from nextbest.features.store import open_store
 
-    reader = OnlineFeatureReader(open_store(settings), service)
-    rows: list[Any] = []
-    for start in range(0, len(ids), 500):
-        rows.extend(reader.read(list(ids[start : start + 500]), now))
-    return rows
+    return online_rows(OnlineFeatureReader(open_store(settings), service), ids, now)
 
 
 def sample_features(
@@ -228,10 +226,10 @@ def rows_from_customers(
     assert settings.data_dir is not None
     out = Loaded()
     online = online_features(settings, sample_customer_ids(settings.data_dir, n, seed), now)
-    fresh = [r for r in online if r.found and r.complete]
-    for r in online:
-        if not (r.found and r.complete):
-            out.skip("stale or missing features (the service would serve its fallback)")
+    # The service's fallback policy (nextbest/core/degradation.py): a customer it would not score is skipped.
+    fresh = [r for r in online if degradation(DecisionInputs(r.customer_id, view_status=r.view_status)) is None]
+    for _ in range(len(online) - len(fresh)):
+        out.skip("stale or missing features (the service would serve its fallback)")
     scored = tuple(a for a in policy.candidates(channel) if a in model.action_ids)
     if not fresh:
         return out

@@ -117,13 +117,13 @@ def decide_batch(
     from nextbest.io.decision_log import open_decision_log, redact
     from nextbest.serving.batch import (
         DecisionLogUse,
-        feast_rows,
         feature_gaps,
         inline_features,
         read_customers,
         run_batch,
     )
     from nextbest.serving.components import build_policy
+    from nextbest.serving.inputs import feast_rows
     from nextbest.serving.models import load_model_ref
 
     settings = settings_from()
