@@ -1,46 +1,40 @@
-"""The HTTP API (FastAPI, mounted into the BentoML service): routes, API-key protection, and error mapping.
+"""The HTTP API (FastAPI, mounted into the BentoML service): the app and its routes.
 
 Routes are ``async`` and do their (CPU-bound, sub-millisecond to few-millisecond) work inline: one request at
 a time per worker, no thread hops, and no shared mutable state between threads; scale with workers.
 
-Every error is JSON ``{"error": "<field>: <problem>", "field": ..., "detail": [...]}`` with a 4xx status for
-anything the caller can fix; a decision never fails with a 500 (the runtime degrades instead).
+The error contract and its handlers are in :mod:`nextbest.serving.http_errors`, the runtime and API-key
+dependencies in :mod:`nextbest.serving.dependencies` (the explorer's routes use them too).
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
-from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, SecretStr, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel, ValidationError
 
 from nextbest import __version__
 from nextbest.core.events import CustomerEvent
-from nextbest.errors import (
-    AuthError,
-    ConfigError,
-    ConflictError,
-    DataError,
-    NextbestError,
-    NotFoundError,
-    UnavailableError,
-)
 from nextbest.serving.contract import published_openapi
 from nextbest.serving.decision_output import encode
+from nextbest.serving.dependencies import (
+    Protected,
+    Runtime,
+    authenticated,
+    require_decide_key,
+    runtime_of,
+)
+from nextbest.serving.explorer import router as explorer
 from nextbest.serving.explorer_schemas import ReloadResponse
+from nextbest.serving.http_errors import add_error_handlers, error_response, responses
 from nextbest.serving.limits import BodyLimitMiddleware, body_limit
 from nextbest.serving.schemas import (
     DecideBatchRequest,
     DecideBatchResponse,
     DecideRequest,
     DecisionResponse,
-    ErrorResponse,
     EventResponse,
     FeedbackBatchRequest,
     FeedbackBatchResponse,
@@ -50,31 +44,9 @@ from nextbest.serving.schemas import (
 )
 from nextbest.settings import ServingSettings
 
-log = logging.getLogger(__name__)
-BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 detail for a body it cannot decode
-M = TypeVar("M", bound=BaseModel)
-#: The error statuses of the contract; every operation lists exactly those it can answer (``responses(...)``),
-#: so the document declares every status the service gives and no other. The body is always ``ErrorResponse``.
-ERRORS: dict[int, dict[str, Any]] = {
-    400: {"description": "Invalid request body (BentoML's own endpoints)"},
-    401: {
-        "description": "Missing or wrong API key (send it as `X-API-Key` or `Authorization: Bearer`)",
-        "headers": {"WWW-Authenticate": {"description": "`ApiKey`", "required": True, "schema": {"type": "string"}}},
-    },
-    404: {"description": "Unknown decision"},
-    409: {"description": "A request_id reused with a different request"},
-    413: {
-        "description": "Body or batch too large: bodies over `max_body_bytes` (65,536 bytes by default; "
-        "`max_batch_body_bytes`, 4,194,304, for batches and the explorer's lookup) are refused before parsing, "
-        "batches over `max_batch_size` decisions (500) too; the limit is in the message"
-    },
-    422: {"description": "Invalid request; `error` and `field` name the field"},
-    503: {
-        "description": "The service is starting, or a backend it needs to answer is unavailable: retry later",
-        "headers": {"Retry-After": {"description": "Seconds to wait", "required": True, "schema": {"type": "integer"}}},
-    },
-}
+__all__ = ["create_app"]
 
+M = TypeVar("M", bound=BaseModel)
 
 #: What a decision leads to: its feedback (OpenAPI links; clients and stateful fuzzers follow them).
 FEEDBACK_LINKS = {
@@ -107,22 +79,6 @@ TAGS = [
 ]
 
 
-def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses=`` of an operation: these error statuses (``ERRORS``), each with ``ErrorResponse``."""
-    return {code: {**ERRORS[code], "model": ErrorResponse} for code in codes}
-
-
-def _error(
-    status: int,
-    message: str,
-    field: str | None = None,
-    detail: list[dict[str, Any]] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    body = ErrorResponse(error=message, field=field, detail=detail or []).model_dump()
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def _body(body: dict[str, Any]) -> Response:
     return Response(encode(body), media_type="application/json")
 
@@ -141,57 +97,6 @@ def _parse(model: type[M], raw: bytes) -> M:
         raise RequestValidationError(exc.errors(include_url=False)) from None
 
 
-def _field_of(loc: tuple[Any, ...] | list[Any], kind: str = "") -> str:
-    if kind == "json_invalid":  # FastAPI locates a JSON syntax error by character: ("body", 12)
-        return "body"
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    parts = [p for p in parts if not p.startswith(("tagged-union[", "function-"))]
-    return ".".join(parts) or "body"
-
-
-def runtime_of(request: Request) -> Any:
-    runtime = getattr(request.app.state, "runtime", None)
-    if runtime is None:
-        raise UnavailableError("the service is starting: no runtime yet")
-    return runtime
-
-
-def _given_key(request: Request) -> bytes:
-    return (
-        request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-    ).encode()
-
-
-def _matches(given: bytes, key: SecretStr | None) -> bool:
-    return key is not None and bool(given) and secrets.compare_digest(given, key.get_secret_value().encode())
-
-
-def authenticated(request: Request) -> bool:
-    """True when no API key is set or the request carries it."""
-    expected = runtime_of(request).settings.serving.api_key
-    return expected is None or _matches(_given_key(request), expected)
-
-
-def require_api_key(request: Request) -> None:
-    """When ``NEXTBEST_SERVING__API_KEY`` is set, writes and admin calls need it (X-API-Key or Bearer)."""
-    if not authenticated(request):
-        raise AuthError("missing or wrong API key (send it as X-API-Key)")
-
-
-def require_decide_key(request: Request) -> None:
-    """Decisions need ``decide_api_key`` or ``api_key`` when either is set (open when neither is)."""
-    serving = runtime_of(request).settings.serving
-    if serving.decide_api_key is None and serving.api_key is None:
-        return
-    given = _given_key(request)
-    if not (_matches(given, serving.decide_api_key) or _matches(given, serving.api_key)):
-        raise AuthError("missing or wrong API key (send it as X-API-Key)")
-
-
-Runtime = Annotated[Any, Depends(runtime_of)]
-Protected = [Depends(require_api_key)]
-
-
 def create_app() -> FastAPI:
     app = FastAPI(
         title="nextbest decision service",
@@ -200,51 +105,7 @@ def create_app() -> FastAPI:
         openapi_tags=TAGS,
     )
 
-    @app.exception_handler(RequestValidationError)
-    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first: dict[str, Any] = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        field = _field_of(first.get("loc", ()), first.get("type", ""))
-        detail = [
-            {
-                "field": _field_of(e.get("loc", ()), e.get("type", "")),
-                "message": e.get("msg", ""),
-                "type": e.get("type", ""),
-            }
-            for e in errors
-        ]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return _error(422, f"{field}: {first.get('msg', 'invalid')}{more}", field, detail)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # 405 keeps its Allow header; a body over the limit names the body.
-        if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # FastAPI's answer to undecodable bytes
-            detail = [{"field": "body", "message": "not UTF-8 JSON", "type": "json_invalid"}]
-            return _error(422, "body: not valid JSON (or not UTF-8)", "body", detail)
-        return _error(exc.status_code, str(exc.detail), getattr(exc, "field", None), headers=exc.headers)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The last resort: still the error contract (JSON, one line), never a stack trace or plain text.
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal error ({type(exc).__name__}); the service log has the details")
-
-    @app.exception_handler(NextbestError)
-    async def domain(_: Request, exc: NextbestError) -> JSONResponse:
-        message = str(exc)
-        field = getattr(exc, "field", None) or (message.split(":", 1)[0] if ":" in message else None)
-        if isinstance(exc, AuthError):
-            return _error(401, message, None, headers={"WWW-Authenticate": "ApiKey"})
-        if isinstance(exc, NotFoundError):
-            return _error(404, message, field)
-        if isinstance(exc, ConflictError):
-            return _error(409, message, field)
-        if isinstance(exc, UnavailableError):
-            return _error(503, message, None, headers={"Retry-After": "5"})
-        if isinstance(exc, DataError | ConfigError):
-            return _error(422, message, field)
-        return _error(422, message, field)
+    add_error_handlers(app)
 
     # The decision endpoints return the runtime's response body serialised once (pydantic-core), not a model:
     # FastAPI would dump a returned model to a dict, validate that again and serialise it, three passes over
@@ -276,7 +137,9 @@ def create_app() -> FastAPI:
         """Decide for up to ``max_batch_size`` customers in one call."""
         limit = runtime.settings.serving.max_batch_size
         if len(body.requests) > limit:
-            return _error(413, f"requests: at most {limit} decisions per batch, got {len(body.requests)}", "requests")
+            return error_response(
+                413, f"requests: at most {limit} decisions per batch, got {len(body.requests)}", "requests"
+            )
         return _body({"decisions": runtime.decide_bodies(body.requests)})
 
     @app.post(
@@ -329,8 +192,6 @@ def create_app() -> FastAPI:
     async def reload(runtime: Runtime) -> dict[str, Any]:
         """Reload rules, catalog and the model now (an invalid file is rejected; the last good one stays)."""
         return runtime.reload(force=True)  # type: ignore[no-any-return]
-
-    from nextbest.serving.explorer import router as explorer  # here: it imports require_api_key from this module
 
     app.include_router(explorer)
     app.openapi = published_openapi(app)  # type: ignore[method-assign]

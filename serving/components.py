@@ -2,46 +2,35 @@
 
 Each is built completely before it replaces the live one with a single reference assignment, so a request
 sees either the old or the new version, never a mix. An invalid rules or catalog file is rejected whole and
-the last good version stays live; the error is kept for readiness details, metrics and logs.
+the last good version stays live; the error is kept for readiness details, metrics and logs. Building a policy
+and the catalog fit checks are in :mod:`nextbest.serving.policy` (``build_policy`` is re-exported here).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nextbest.core.catalog import ActionCatalog, load_catalog
 from nextbest.core.contract import (
     CatalogDiff,
     FeatureGaps,
-    compare_catalogs,
     feature_service_mismatch,
-    model_catalog,
     model_feature_service,
     rule_feature_gaps,
 )
 from nextbest.core.decision import DecisionPolicy
-from nextbest.core.exploration import Exploration
-from nextbest.core.features import DEFAULT_FEATURE_SERVICE, all_fields, service_features
-from nextbest.core.rules import load_ruleset
-from nextbest.core.rules.check import check
-from nextbest.errors import ConfigError, NextbestError
+from nextbest.core.features import DEFAULT_FEATURE_SERVICE, service_features
+from nextbest.errors import NextbestError
 from nextbest.serving.models import LoadedModel, load_serving_model
+from nextbest.serving.policy import build_policy, catalog_fit, files_fingerprint, fits
 from nextbest.settings import Settings
 
+__all__ = ["Components", "ReloadStatus", "Snapshot", "build_policy", "catalog_fit"]
+
 log = logging.getLogger(__name__)
-
-
-def _fingerprint(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(str(path).encode())
-        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,44 +49,6 @@ class ReloadStatus:
     error_at: float | None = None
     reloads: int = 0
     rejected: int = 0
-
-
-def build_policy(settings: Settings, catalog: ActionCatalog | None = None) -> DecisionPolicy:
-    """The decision policy from the settings' rules, with ``catalog`` (default: the settings' catalog file);
-    raises ``NextbestError`` for an invalid file or rules that do not fit the features or the catalog."""
-    s = settings
-    assert s.catalog_path is not None and s.rules_path is not None
-    catalog = catalog if catalog is not None else load_catalog(s.catalog_path)
-    ruleset = load_ruleset(s.rules_path, s.rule_params_path)
-    check(ruleset, all_fields(), catalog).raise_for_errors()  # unknown features, type mismatches
-    exploration = Exploration(
-        rate=s.serving.exploration_rate,
-        control_share=s.serving.control_group_share,
-        control_salt=s.serving.control_group_salt,
-        mode=s.serving.exploration_mode,
-        temperature=s.serving.exploration_temperature,
-        floor=s.serving.exploration_floor,
-    )
-    return DecisionPolicy(catalog, ruleset, exploration, fields=all_fields())
-
-
-def catalog_fit(policy: DecisionPolicy, loaded: LoadedModel, label: str = "the live catalog") -> CatalogDiff | None:
-    """How the policy's catalog differs from the one ``loaded`` was trained with; None when there is nothing to
-    compare (no model, or a model from before models stored their catalog: it keeps working as it did)."""
-    if loaded.model is None:
-        return None
-    try:
-        trained = model_catalog(loaded.model.metadata)
-    except ConfigError as exc:  # a stored catalog that does not validate: nothing the scores can be matched to
-        return CatalogDiff(incompatible=(str(exc),))
-    return None if trained is None else compare_catalogs(trained, policy.catalog, label)
-
-
-def _fits(policy: DecisionPolicy, loaded: LoadedModel | None) -> bool:
-    if loaded is None:
-        return False
-    diff = catalog_fit(policy, loaded)
-    return diff is None or diff.compatible
 
 
 @dataclass
@@ -129,7 +80,7 @@ class Components:
     def __post_init__(self) -> None:
         policy = self._build_policy()  # at start-up an invalid file is fatal: there is no last good one
         self._live = Snapshot(policy, LoadedModel(None, None, "none"))
-        self._files_fingerprint = _fingerprint(self.files)
+        self._files_fingerprint = files_fingerprint(self.files)
         self.policy_status.loaded_at = time.time()
         if self.load_model:
             first = load_serving_model(self.settings)
@@ -215,8 +166,8 @@ class Components:
             return False, mismatch
         self.feature_service_error = None
         pending = self._pending_policy
-        target = pending if pending is not None and _fits(pending, loaded) else self.policy
-        if not _fits(target, loaded):
+        target = pending if pending is not None and fits(pending, loaded) else self.policy
+        if not fits(target, loaded):
             diff = catalog_fit(target, loaded)
             message = (
                 f"model {loaded.version} ({loaded.source}) refused: its catalog does not fit the live catalog "
@@ -244,7 +195,7 @@ class Components:
     def reload_policy(self, force: bool = False) -> tuple[bool, str | None]:
         """Rebuild the policy if its files changed (or ``force``); returns (swapped, error)."""
         with self._lock:
-            fingerprint = _fingerprint(self.files)
+            fingerprint = files_fingerprint(self.files)
             if not force and fingerprint == self._files_fingerprint:
                 return False, None
             status = self.policy_status
@@ -257,8 +208,8 @@ class Components:
                 return False, str(exc)
             self._files_fingerprint = fingerprint
             old, waiting = self.policy, self._pending_model
-            if self.model.model is not None and not _fits(policy, self.model):
-                if waiting is not None and _fits(policy, waiting):  # the model refused earlier fits this catalog
+            if self.model.model is not None and not fits(policy, self.model):
+                if waiting is not None and fits(policy, waiting):  # the model refused earlier fits this catalog
                     self._live = Snapshot(policy, waiting)
                     self._policy_swapped(old, f", with model {waiting.version}")
                     self.refused_model, self._pending_model, self._refused_version = None, None, None
@@ -274,7 +225,7 @@ class Components:
                 status.error, status.error_at, status.rejected = error, time.time(), status.rejected + 1
                 log.error("rejected rules/catalog reload: %s", error)
                 return False, error
-            if self.model.model is None and waiting is not None and _fits(policy, waiting):
+            if self.model.model is None and waiting is not None and fits(policy, waiting):
                 self._live = Snapshot(policy, waiting)  # the catalog the refused model needed is live now
                 self.refused_model, self._pending_model, self._refused_version = None, None, None
             else:

@@ -13,15 +13,16 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nextbest.core.ids import CustomerId
 from nextbest.errors import NotFoundError
 from nextbest.serving import explorer_data
-from nextbest.serving.app import require_api_key, responses, runtime_of
+from nextbest.serving.dependencies import Protected, Runtime, runtime_of
 from nextbest.serving.explorer_schemas import AnalyticsResponse, ExplorerMeta, LookupResponse
+from nextbest.serving.http_errors import responses
 from nextbest.serving.schemas import DecideRequest, Identifier
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -35,8 +36,6 @@ ASSETS = {
 NO_STORE = {"Cache-Control": "no-store"}
 
 router = APIRouter(tags=["explorer"])
-Runtime = Annotated[Any, Depends(runtime_of)]
-Protected = [Depends(require_api_key)]
 
 
 def _exactly_one(schema: dict[str, Any]) -> None:

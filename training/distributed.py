@@ -85,7 +85,7 @@ class _AddFullValidation:
 
 class FullValidationStopping:
     """The rule of ``lgb.early_stopping``, on the whole validation set's curve; with ``extend`` > 1 it grows
-    on to that multiple of the best count (``training.learners._StopPastBest``'s rule, the in-process twin)."""
+    on to that multiple of the best count (``training.boosting._StopPastBest``'s rule, the in-process twin)."""
 
     def __init__(self, rounds: int, extend: float = 1.0) -> None:
         self.rounds, self.extend = rounds, extend

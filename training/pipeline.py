@@ -1,5 +1,5 @@
 """The training job: cross-fit every candidate learner, blend them and choose the decision margin on their
-out-of-fold predictions, refit the blend's members on every row, and evaluate.
+out-of-fold predictions (``training.selection``), refit the blend's members on every row, and evaluate.
 
 No row is spent only on evaluation: with ``test_fraction: 0`` (the default) every row trains the final model
 and every row is evaluated by models that never saw it (the out-of-fold predictions of the chosen blend and
@@ -28,9 +28,12 @@ from nextbest.training.dataset import TrainingSet, split_test
 from nextbest.training.distributed import training_backend
 from nextbest.training.evaluation import EvaluationReport, evaluate, evaluate_scored, scored
 from nextbest.training.heads import platt_calibration
-from nextbest.training.learners import FitData
 from nextbest.training.oof_rows import with_predictions
 from nextbest.training.preparation import choose_targets, feasible_learners, fit_data
+from nextbest.training.selection import Scored, _anchor, choose_blend
+
+# _anchor lives in training.selection; it stays importable from here (tests/unit/training/test_stacking.py).
+__all__ = ["Candidate", "Progress", "TrainResult", "_anchor", "train"]
 
 Progress = Callable[[str], None]
 
@@ -83,34 +86,6 @@ def train(
     return result
 
 
-@dataclass
-class _Scored:
-    """One cross-fitted candidate's out-of-fold predictions in decision terms."""
-
-    fitted: CrossFitted
-    p: np.ndarray | None  # calibrated P(convert), conversion candidates
-    revenue: np.ndarray
-    calibration: tuple[float, float] | None
-
-
-def _decision_terms(
-    fitted: CrossFitted,
-    multiple: float,
-    d: FitData,
-    value_oof: np.ndarray | None,
-    calibrate: bool,
-    costs: np.ndarray,
-) -> _Scored:
-    """A candidate's out-of-fold predictions at one tree multiple, as expected revenue per action."""
-    raw = fitted.levels[multiple]
-    if fitted.spec.target != "conversion":  # net value: the costs back in, for expected revenue
-        return _Scored(fitted, None, raw + costs[None, :], None)
-    assert value_oof is not None
-    cal = platt_calibration(raw[np.arange(len(d)), d.action], d.y) if calibrate else None
-    p = calibrated(raw, cal)
-    return _Scored(fitted, p, p * value_oof, cal)
-
-
 def _train(
     ds: TrainingSet,
     catalog: ActionCatalog,
@@ -143,49 +118,14 @@ def _train(
     timings["crossfit"] = time.perf_counter() - started - timings["prepare"]
 
     control = catalog.index[catalog.control]
-    levels = [{m: _decision_terms(f, m, d, value_oof, cfg.calibrate, catalog.costs) for m in f.levels} for f in fitted]
-    q_base = [lv[1.0].revenue - catalog.costs[None, :] for lv in levels]
-    gamma = stacking.dr_targets(np.mean(q_base, axis=0), d.action, reward, d.propensity)
-    results: list[_Scored] = []
-    for f, lv in zip(fitted, levels, strict=True):  # each learner's tree count, on the decisions' own loss
-        losses = {m: stacking.contrast_loss(lv[m].revenue - catalog.costs[None, :], gamma, control) for m in lv}
-        f.multiple = min(losses, key=losses.__getitem__)
-        results.append(lv[f.multiple])
-    q_learners = [r.revenue - catalog.costs[None, :] for r in results]
-    gamma = stacking.dr_targets(np.mean(q_learners, axis=0), d.action, reward, d.propensity)
-    gates: dict[str, Any] = {}
-    if cfg.stacking:
-        anchor, anchor_gate = _anchor(results, q_learners, gamma, control, folds)
-        if anchor_gate is not None:
-            gates["anchor"] = anchor_gate
-        learner_weights, blend_gate = stacking.blend_weights(q_learners, gamma, control, folds, anchor)
-        if blend_gate is not None:
-            gates["blend"] = {"anchor": results[anchor].fitted.spec.name, **blend_gate.as_dict()}
-    else:
-        learner_weights = _single(q_learners, gamma, control)
-    q_plain = sum(w * q for w, q in zip(learner_weights, q_learners, strict=True))
-    assert isinstance(q_plain, np.ndarray)
-    if cfg.stacking:
-        shrink, average, shrink_gate = stacking.shrinkage(q_plain, gamma, control, folds)
-        gates["shrinkage"] = shrink_gate.as_dict()
-    else:
-        shrink, average = 0.0, q_plain.mean(axis=0)
-    weights = np.append((1.0 - shrink) * learner_weights, shrink)  # the learners, then the average member
-    q_oof = [*q_learners, np.tile(average, (len(d), 1))]
-    q_blend = (1.0 - shrink) * q_plain + shrink * q_oof[-1]
-    if cfg.decision_margin == "auto":
-        scale = stacking.value_scale(reward)
-        margin = stacking.choose_margin(q_blend, gamma, control, scale, propensity=d.propensity)
-        margin_value, margin_evidence = margin.margin, {"relative": margin.relative, **margin.evidence}
-    else:
-        margin_value, margin_evidence = float(cfg.decision_margin), {"configured": float(cfg.decision_margin)}
-    margin_evidence["shrinkage"] = shrink
+    blend = choose_blend(fitted, d, value_oof, reward, folds, control, catalog, cfg)
+    results, weights, gamma = blend.results, blend.weights, blend.gamma
 
     # Refit the members on every row ------------------------------------------------------------------------
     t0 = time.perf_counter()
     members: list[Member] = []
     candidates: list[Candidate] = []
-    for r, w, q in zip(results, weights[:-1], q_learners, strict=True):
+    for r, w, q in zip(results, weights[:-1], blend.q_learners, strict=True):
         spec = r.fitted.spec
         own = ope.from_terms(stacking.policy_terms(q, gamma, control, 0.0), "dr").as_dict()
         head = fitter.refit(r.fitted) if w > 0 else None
@@ -207,7 +147,7 @@ def _train(
             )
         )
     if weights[-1] > 0:
-        mean_revenue = {a: float(v + c) for a, v, c in zip(catalog.ids, average, catalog.costs, strict=True)}
+        mean_revenue = {a: float(v + c) for a, v, c in zip(catalog.ids, blend.average, catalog.costs, strict=True)}
         members.append(Member(float(weights[-1]), "revenue", None, None, "average", mean_revenue))
     candidates.append(
         Candidate(
@@ -215,11 +155,11 @@ def _train(
             0,
             "revenue",
             "average",
-            ope.from_terms(stacking.policy_terms(q_oof[-1], gamma, control, 0.0), "dr").as_dict(),
+            ope.from_terms(stacking.policy_terms(blend.q_average, gamma, control, 0.0), "dr").as_dict(),
             float(weights[-1]),
             0.0,
             0,
-            {"values": average.tolist()},
+            {"values": blend.average.tolist()},
         )
     )
     value_head = fitter.value_refit(value_trees) if value_oof is not None else None
@@ -228,7 +168,7 @@ def _train(
     if display is not None:
         display_member, display_p = display
     elif conversion_results:  # everyone gets one action: the blend's main conversion learner, for P(convert)
-        r = results[max(conversion_results, key=lambda i: learner_weights[i])]
+        r = results[max(conversion_results, key=lambda i: blend.learner_weights[i])]
         assert r.p is not None
         display_member = Member(0.0, "conversion", fitter.refit(r.fitted), r.calibration, r.fitted.spec.name)
         display_p = r.p
@@ -251,7 +191,7 @@ def _train(
         display_member.head,
         value_head,
         calibration=display_member.calibration,
-        decision_margin=margin_value,
+        decision_margin=blend.margin,
         metadata={
             "learner": _top(candidates).learner,
             "grid_index": _top(candidates).grid_index,
@@ -263,15 +203,15 @@ def _train(
     )
     timings["refit"] = time.perf_counter() - t0
 
-    oof_revenue = q_blend + catalog.costs[None, :]
+    oof_revenue = blend.q_blend + catalog.costs[None, :]
     chosen = _top(candidates)
-    blend_terms = stacking.policy_terms(q_blend, gamma, control, margin_value)
+    blend_terms = stacking.policy_terms(blend.q_blend, gamma, control, blend.margin)
     chosen.valid_value = {
         **ope.from_terms(blend_terms, "dr").as_dict(),
         "selection": {
             "blend": {c.name: c.weight for c in candidates},
-            "gates": gates,
-            "margin": margin_evidence,
+            "gates": blend.gates,
+            "margin": blend.margin_evidence,
         },
     }
     model.metadata.update(
@@ -283,7 +223,7 @@ def _train(
         folds=cfg.folds,
         catalog_hash=catalog.content_hash,
         catalog=catalog.model_dump(mode="json"),
-        margin_relative=margin_evidence.get("relative"),
+        margin_relative=blend.margin_evidence.get("relative"),
         value_scale=stacking.value_scale(reward),
     )
     say("evaluate")
@@ -296,42 +236,12 @@ def _train(
         splits = {"test": test_set, "valid": fit_set}
     else:
         probs = logging_probs(fit_set) if logging_probs else None
-        report = evaluate_scored(s_oof, s_oof, catalog, margin_value, logging_probs=probs)
+        report = evaluate_scored(s_oof, s_oof, catalog, blend.margin, logging_probs=probs)
         splits = {"test": oof_set, "valid": oof_set}
     timings["evaluate"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - started
     sizes = {"train": len(fit_set.frame), "test": 0 if test_set is None else len(test_set.frame), "folds": cfg.folds}
     return TrainResult(model, chosen, candidates, report, sizes, ds.fingerprint, timings, splits, notes)
-
-
-def _anchor(
-    results: list[_Scored], q_oof: list[np.ndarray], gamma: np.ndarray, control: int, folds: np.ndarray
-) -> tuple[int, dict[str, Any] | None]:
-    """The learner a blend must beat: an S-learner (one model shared by every action, the least variable on few
-    rows); any learner when there is none. Of several S-learners, the first fitted (the decomposed P(convert) x
-    order value where conversions drive revenue) stands unless another explains the DR contrasts better out
-    of sample beyond noise (``stacking.gate``): on the synthetic world at 10,000 rows, picking the lower
-    out-of-fold loss alone chose the revenue S-learner on two seeds of three and lost 6-7 points of lift
-    capture against the conversion one. Returns the anchor and the evidence (None without a contest)."""
-    shared = [i for i, r in enumerate(results) if r.fitted.spec.learner == "s"] or list(range(len(results)))
-    first = shared[0]
-    if len(shared) == 1:
-        return first, None
-    best = min(shared, key=lambda i: stacking.contrast_loss(q_oof[i], gamma, control))
-    if best == first:
-        return first, None
-    evidence = stacking.gate([q_oof[first]], [q_oof[best]], gamma, control, folds, stacking.GATE_Z)
-    chosen = best if evidence.taken else first
-    names = {"default": results[first].fitted.spec.name, "challenger": results[best].fitted.spec.name}
-    return chosen, {**names, **evidence.as_dict()}
-
-
-def _single(q_oof: list[np.ndarray], gamma: np.ndarray, control: int) -> np.ndarray:
-    """Without stacking: the learner whose greedy policy has the best out-of-fold DR value."""
-    values = [stacking.policy_terms(q, gamma, control, 0.0).mean() for q in q_oof]
-    weights = np.zeros(len(q_oof))
-    weights[int(np.argmax(values))] = 1.0
-    return weights
 
 
 def _top(candidates: list[Candidate]) -> Candidate:
@@ -340,7 +250,7 @@ def _top(candidates: list[Candidate]) -> Candidate:
 
 
 def _display_conversion(
-    members: list[Member], results: list[_Scored], weights: np.ndarray
+    members: list[Member], results: list[Scored], weights: np.ndarray
 ) -> tuple[Member, np.ndarray] | None:
     """The conversion member with the largest weight gives P(convert) for the breakdown."""
     best = None

@@ -16,6 +16,10 @@ fallback is never flagged as control, so keeping them would put those customers 
 
 Everything is streamed through accumulators (Welford moments), so a window of any length is read once, in
 pages, in constant memory.
+
+This module holds the report of a window (:class:`AnalyticsReport`, built by :func:`compute`) and its rendering;
+the per-decision input and the accumulators are in :mod:`nextbest.core.analytics_tally`, the moments and the lift
+estimate in :mod:`nextbest.core.analytics_lift` (their public names are re-exported here).
 """
 
 from __future__ import annotations
@@ -26,177 +30,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from nextbest.core.analytics_lift import Lift, Moments, lift, plain, safe_ratio
+from nextbest.core.analytics_tally import Arms, Cell, Day, DecisionFacts, Tally
 from nextbest.core.ope import z_value
 
+__all__ = [
+    "DAY",
+    "AnalyticsReport",
+    "Arms",
+    "Cell",
+    "Day",
+    "DecisionFacts",
+    "Lift",
+    "Moments",
+    "Tally",
+    "compute",
+    "iso_seconds",
+    "lift",
+]
+
 DAY = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionFacts:
-    """One logged decision and its feedback, as analytics needs it.
-
-    ``channel`` is the delivery channel of the served action, ``greedy_channel`` that of the action arbitration
-    chose (None when the action is not a contact, e.g. the control). ``orders`` counts conversion events and
-    ``revenue`` sums their revenue; the flags say whether any feedback of that kind arrived."""
-
-    created_at: float
-    action: str
-    greedy_action: str
-    control: bool
-    channel: str | None = None
-    greedy_channel: str | None = None
-    degraded: bool = False
-    explored: bool = False
-    impression: bool = False
-    click: bool = False
-    converted: bool = False
-    orders: int = 0
-    revenue: float = 0.0
-    suppressed_by: tuple[str, ...] = ()  # ids of enforcing rules that suppressed some candidate
-    shadow_hits: tuple[str, ...] = ()  # ids of shadow rules that would have
-
-
-@dataclass
-class Moments:
-    """Count, mean and variance of a stream (Welford: stable for long windows)."""
-
-    n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def add(self, x: float) -> None:
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    @property
-    def variance(self) -> float:
-        return self.m2 / (self.n - 1) if self.n > 1 else math.nan
-
-
-@dataclass(frozen=True)
-class Lift:
-    """Treated minus control mean of one metric per decision, with a ``level`` normal interval; ``relative`` is
-    the lift as a share of the control mean (delta-method interval). Values are NaN when not estimable, and
-    ``note`` says why."""
-
-    metric: str
-    treated: float
-    control: float
-    value: float
-    se: float
-    ci_low: float
-    ci_high: float
-    relative: float
-    relative_low: float
-    relative_high: float
-    n_treated: int
-    n_control: int
-    level: float
-    note: str | None = None
-
-    @property
-    def available(self) -> bool:
-        return math.isfinite(self.value) and math.isfinite(self.se)
-
-    def covers(self, truth: float) -> bool:
-        return self.available and self.ci_low <= truth <= self.ci_high
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: _plain(getattr(self, k)) for k in self.__dataclass_fields__}
-
-
-def lift(metric: str, treated: Moments, control: Moments, level: float = 0.95) -> Lift:
-    """Welch's difference of means with a normal interval. At least two decisions per group are needed to
-    estimate a spread; otherwise the lift is reported as not available rather than falsely precise."""
-    nan = math.nan
-    if treated.n < 2 or control.n < 2:
-        who = "control" if control.n < 2 else "treated"
-        note = f"no {who} decisions" if min(treated.n, control.n) == 0 else f"fewer than 2 {who} decisions"
-        note = "no decisions" if treated.n == control.n == 0 else note
-        t = treated.mean if treated.n else nan
-        c = control.mean if control.n else nan
-        return Lift(metric, t, c, nan, nan, nan, nan, nan, nan, nan, treated.n, control.n, level, note)
-    z = z_value(level)
-    vt, vc = treated.variance / treated.n, control.variance / control.n
-    diff = treated.mean - control.mean
-    se = math.sqrt(vt + vc)
-    rel = rel_lo = rel_hi = nan
-    if control.mean > 0:
-        ratio = treated.mean / control.mean
-        rel_se = math.sqrt(vt / control.mean**2 + treated.mean**2 * vc / control.mean**4)
-        rel, rel_lo, rel_hi = ratio - 1, ratio - 1 - z * rel_se, ratio - 1 + z * rel_se
-    flat = "no variation in either group: the interval has width 0" if se == 0 else None
-    return Lift(metric, treated.mean, control.mean, diff, se, diff - z * se, diff + z * se, rel, rel_lo, rel_hi,
-                treated.n, control.n, level, flat)  # fmt: skip
-
-
-@dataclass
-class Tally:
-    """Served-decision counters of one cell (an action and channel, a day, or everything)."""
-
-    decisions: int = 0
-    impressions: int = 0
-    clicks: int = 0
-    conversions: int = 0  # decisions with at least one conversion
-    orders: int = 0
-    revenue: float = 0.0
-
-    def add(self, f: DecisionFacts) -> None:
-        self.decisions += 1
-        self.impressions += f.impression
-        self.clicks += f.click
-        self.conversions += f.converted
-        self.orders += f.orders
-        self.revenue += f.revenue
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "decisions": self.decisions,
-            "impressions": self.impressions,
-            "clicks": self.clicks,
-            "conversions": self.conversions,
-            "orders": self.orders,
-            "revenue": round(self.revenue, 2),
-            "ctr": _plain(_ratio(self.clicks, self.impressions)),
-            "conversion_rate": _plain(_ratio(self.conversions, self.decisions)),
-            "aov": _plain(_ratio(self.revenue, self.orders)),
-            "revenue_per_decision": _plain(_ratio(self.revenue, self.decisions)),
-        }
-
-
-@dataclass
-class Arms:
-    """Revenue and conversion per decision, treated and control (degraded decisions excluded)."""
-
-    revenue: tuple[Moments, Moments] = field(default_factory=lambda: (Moments(), Moments()))
-    conversion: tuple[Moments, Moments] = field(default_factory=lambda: (Moments(), Moments()))
-
-    def add(self, f: DecisionFacts) -> None:
-        arm = 1 if f.control else 0
-        self.revenue[arm].add(f.revenue)
-        self.conversion[arm].add(1.0 if f.converted else 0.0)
-
-    def lifts(self, level: float) -> dict[str, Lift]:
-        return {
-            "revenue": lift("revenue", *self.revenue, level=level),
-            "conversion": lift("conversion", *self.conversion, level=level),
-        }
-
-
-@dataclass
-class Cell:
-    served: Tally = field(default_factory=Tally)  # treated decisions that served this action on this channel
-    arms: Arms = field(default_factory=Arms)  # decisions where the policy chose it (treated and control)
-
-
-@dataclass
-class Day:
-    served: Tally = field(default_factory=Tally)
-    control: Tally = field(default_factory=Tally)
-    degraded: int = 0
-    arms: Arms = field(default_factory=Arms)
 
 
 @dataclass
@@ -252,7 +105,7 @@ class AnalyticsReport:
 
     @property
     def degraded_rate(self) -> float:
-        return _ratio(self.degraded, self.decisions)
+        return safe_ratio(self.degraded, self.decisions)
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per (action, channel): served KPIs and the intent-to-treat lift; most decisions first."""
@@ -281,13 +134,13 @@ class AnalyticsReport:
         ids = sorted(set(self.suppressions) | set(self.shadow), key=lambda r: (-self.suppressions.get(r, 0), r))
         n = self.decisions
         return [{"rule_id": r, "suppressed": self.suppressions.get(r, 0), "shadow": self.shadow.get(r, 0),
-                 "suppressed_rate": _plain(_ratio(self.suppressions.get(r, 0), n)),
-                 "shadow_rate": _plain(_ratio(self.shadow.get(r, 0), n))} for r in ids]  # fmt: skip
+                 "suppressed_rate": plain(safe_ratio(self.suppressions.get(r, 0), n)),
+                 "shadow_rate": plain(safe_ratio(self.shadow.get(r, 0), n))} for r in ids]  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         lifts = self.lifts
         revenue = lifts["revenue"]
-        incremental = {k: _plain(getattr(revenue, k) * self.arms.revenue[0].n) for k in ("value", "ci_low", "ci_high")}
+        incremental = {k: plain(getattr(revenue, k) * self.arms.revenue[0].n) for k in ("value", "ci_low", "ci_high")}
         return {
             "window": {
                 "since": iso_seconds(self.since),
@@ -300,11 +153,11 @@ class AnalyticsReport:
                 "decisions": self.decisions,
                 "treated": self.served.decisions,
                 "control": self.control.decisions,
-                "control_share": _plain(_ratio(self.control.decisions, self.decisions)),
+                "control_share": plain(safe_ratio(self.control.decisions, self.decisions)),
                 "degraded": self.degraded,
-                "degraded_rate": _plain(self.degraded_rate),
+                "degraded_rate": plain(self.degraded_rate),
                 "explored": self.explored,
-                "explored_rate": _plain(_ratio(self.explored, self.decisions)),
+                "explored_rate": plain(safe_ratio(self.explored, self.decisions)),
                 "skipped_rows": self.skipped,
                 "served": self.served.as_dict(),
                 "control_group": self.control.as_dict(),
@@ -332,17 +185,6 @@ def compute(
                 continue
             report.add(f)
     return report
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else math.nan
-
-
-def _plain(x: Any) -> Any:
-    """JSON-safe: NaN and infinities become None, floats are rounded for display."""
-    if isinstance(x, float):
-        return round(x, 6) if math.isfinite(x) else None
-    return x
 
 
 def _day(ts: float) -> str:

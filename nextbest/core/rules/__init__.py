@@ -1,7 +1,7 @@
 """Guardrail rules as data: a rule file is parsed and validated (``ruleset``), its CEL conditions compiled once
-(``compiler``, ``syntax``), evaluated for one decision (``engine``, ``context``, ``values``) or vectorised over a
-batch (``batch``), and checked against the features a model serves (``check``) and against case files
-(``cases``). Loading a rule file: :func:`load_ruleset`."""
+(``compiler``, ``syntax``), planned per candidate set (``plan``), evaluated for one decision (``engine``,
+``context``, ``values``) or vectorised over a batch (``batch``), and checked against the features a model serves
+(``check``) and against case files (``cases``). Loading a rule file: :func:`load_ruleset`."""
 
 from nextbest.core.rules.ruleset import (
     MAX_RULES,

@@ -4,19 +4,19 @@ Converting Python values into CEL costs about a microsecond per map entry and ev
 fixed overhead, so a naive loop (rules × candidates, each with its own context) costs milliseconds. Instead,
 when a :class:`RuleEngine` is bound to a catalog, every rule's top-level ``&&`` conjuncts that read only the
 action are evaluated once per catalog action; the rest is specialised per action by inlining the action's
-attributes as literals, deduplicated, and compiled, per candidate set, into one list-valued program. A
-request then fills one small context (only the features and history fields some rule reads; reused per
-thread, converting only what changed: :mod:`nextbest.core.rules.context`) and runs that program once. Because
-CEL's ``&&`` is commutative (false wins over an error, an error over true), splitting changes no result;
-:meth:`RuleEngine.evaluate_naive` is the plain per-(rule, action) reference the tests compare against. If the
-combined program fails (a rule errs), each rule and then each element is evaluated on its own, so one broken
-rule never affects another; its ``on_error`` then decides.
+attributes as literals, deduplicated, and compiled, per candidate set, into one list-valued program (that
+load-time work and the plans it makes live in :mod:`nextbest.core.rules.plan`; this module caches the plans and
+evaluates them). A request then fills one small context (only the features and history fields some rule reads;
+reused per thread, converting only what changed: :mod:`nextbest.core.rules.context`) and runs that program
+once. Because CEL's ``&&`` is commutative (false wins over an error, an error over true), splitting changes no
+result; :meth:`RuleEngine.evaluate_naive` is the plain per-(rule, action) reference the tests compare against.
+If the combined program fails (a rule errs), each rule and then each element is evaluated on its own, so one
+broken rule never affects another; its ``on_error`` then decides.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import cel
@@ -26,72 +26,30 @@ from nextbest.core.catalog import ActionCatalog
 from nextbest.core.features import FieldSpec, all_fields
 from nextbest.core.rules import Ruleset
 from nextbest.core.rules.compiler import Rule, eligibility_rules
-from nextbest.core.rules.context import ContextCache
-from nextbest.core.rules.syntax import first_line, inline, paths, references
+from nextbest.core.rules.plan import (
+    PLAN_CACHE_SIZE,
+    DynamicSources,
+    Plan,
+    StaticStates,
+    build_collector,
+    build_plan,
+    converters_for,
+    specialise,
+)
+from nextbest.core.rules.syntax import first_line
 from nextbest.core.rules.values import (
-    CONVERT,
-    ERROR,
     FALSE,
     TRUE,
-    Converters,
     Failure,
-    HistoryPaths,
     RequestInfo,
     RuleEvaluation,
     RuleHit,
     action_map,
     customer_values,
     error_text,
-    history_values,
-    merge_paths,
-    same,
 )
 
-_PLAN_CACHE_SIZE = 256
-
-
-@dataclass
-class Plan:
-    """What to evaluate for one candidate set and set of active rules (cached; compiled once), and the
-    smallest context that evaluation needs."""
-
-    candidates: tuple[int, ...]  # catalog indices, in request order
-    sources: list[str]  # unique dynamic elements
-    program: cel.Program | None
-    # per active rule with any possible hit: (rule index, [(candidate position, static state, static error, element)])
-    rules: list[tuple[int, list[tuple[int, int, str | None, int]]]]
-    variables: frozenset[str] = frozenset()
-    customer: Converters = field(default_factory=list)
-    history: HistoryPaths = None
-    request: tuple[str, ...] | None = None
-    programs: dict[Any, cel.Program] = field(default_factory=dict)  # fallback and batch programs, by key
-    collector: Collector | None = None  # built on first use (single-request evaluation only)
-    contexts: ContextCache = field(default_factory=ContextCache, repr=False, compare=False)
-
-    def context(self, features: Mapping[str, Any], request: RequestInfo, history: Mapping[str, Any]) -> cel.Context:
-        values: dict[str, Any] = {}
-        if "customer" in self.variables:
-            values["customer"] = customer_values(features, self.customer)
-        if "request" in self.variables:
-            req = request.as_map()
-            values["request"] = req if self.request is None else {k: req[k] for k in self.request}
-        if "history" in self.variables:
-            values["history"] = history_values(history, self.history)
-        return self.contexts.context(values)
-
-
-# A pair that can fire: (position in plan order, candidate position, rule index, hit when the element is true
-# (or always, for pairs without a dynamic part), state, static error)
-_Pair = tuple[int, int, int, RuleHit, int, str | None]
-
-
-@dataclass
-class Collector:
-    """A plan's pairs indexed by element, with their hits made once: a request then only looks at the
-    elements that did not evaluate to false (most do) instead of every (rule, candidate) pair."""
-
-    always: list[_Pair]  # pairs without a dynamic part: they fire whatever the request
-    by_element: list[list[_Pair]]
+__all__ = ["Plan", "RuleEngine"]
 
 
 class RuleEngine:
@@ -114,15 +72,15 @@ class RuleEngine:
         )
         self.control = catalog.index[catalog.control]
         self.action_maps = [action_map(a) for a in catalog.actions]
-        self._static: list[list[tuple[int, str | None]]] = []
-        self._dynamic: list[list[str | None]] = []
+        self._static: list[StaticStates] = []
+        self._dynamic: list[DynamicSources] = []
         for rule in self.rules:
-            states, elements = self._specialise(rule)
+            states, elements = specialise(rule, self.action_maps, self.control)
             self._static.append(states)
             self._dynamic.append(elements)
         # what a hit of each rule does: (skipped when its condition erred, enforced, suppresses, lever)
         self._effects = [(r.on_error == "skip", r.mode == "enforce", r.suppress, r.lever) for r in self.rules]
-        self._all_converters = self._converters_for(list(self.fields))
+        self._all_converters = converters_for(self.fields, list(self.fields))
         self._plans: dict[tuple[tuple[int, ...], tuple[int, ...]], Plan] = {}
         self._indices: dict[tuple[str, ...], tuple[int, ...]] = {}
         self._active: dict[int, tuple[int, ...]] = {}
@@ -139,35 +97,7 @@ class RuleEngine:
             a.id for a, (state, _) in zip(self.catalog.actions, self._static[rule_index], strict=True) if state != FALSE
         )
 
-    # Load-time work ------------------------------------------------------------------------------------------
-    def _specialise(self, rule: Rule) -> tuple[list[tuple[int, str | None]], list[str | None]]:
-        static = [cel.compile(c.source) for c in rule.conjuncts if c.kind == "static"]
-        states: list[tuple[int, str | None]] = []
-        elements: list[str | None] = []
-        for i, amap in enumerate(self.action_maps):
-            state, error = (FALSE, None) if i == self.control else (TRUE, None)
-            for program in static if state != FALSE else ():
-                try:
-                    value: object = program.execute({"action": amap})
-                except Exception as exc:
-                    value = Failure(first_line(str(exc)))
-                if value is False:
-                    state, error = FALSE, None
-                    break
-                if value is not True and error is None:
-                    state, error = ERROR, error_text(value)
-            states.append((state, error))
-            parts = [
-                inline(c.source, "action", amap) if c.kind == "mixed" else c.source
-                for c in rule.conjuncts
-                if c.kind != "static"
-            ]
-            elements.append(None if state == FALSE or not parts else " && ".join(f"({p})" for p in parts))
-        return states, elements
-
-    def _converters_for(self, names: Sequence[str]) -> Converters:
-        return [(n, CONVERT[self.fields[n].dtype] if n in self.fields else same) for n in names]
-
+    # Plans (built in nextbest.core.rules.plan, cached here) -------------------------------------------------------
     def indices(self, candidates: tuple[str, ...]) -> tuple[int, ...]:
         found = self._indices.get(candidates)
         if found is None:
@@ -180,7 +110,7 @@ class RuleEngine:
         day = int(now) // 86_400
         found = self._active.get(day)
         if found is None:
-            if len(self._active) >= _PLAN_CACHE_SIZE:
+            if len(self._active) >= PLAN_CACHE_SIZE:
                 self._active.clear()
             found = self._active[day] = tuple(i for i, r in enumerate(self.rules) if r.active(day * 86_400))
         return found
@@ -189,40 +119,10 @@ class RuleEngine:
         key = (self.indices(candidates), self.active(now))
         found = self._plans.get(key)
         if found is None:
-            if len(self._plans) >= _PLAN_CACHE_SIZE:
+            if len(self._plans) >= PLAN_CACHE_SIZE:
                 self._plans.clear()
-            found = self._plans[key] = self._build_plan(*key)
+            found = self._plans[key] = build_plan(*key, self._static, self._dynamic, self.fields)
         return found
-
-    def _build_plan(self, cands: tuple[int, ...], active: tuple[int, ...]) -> Plan:
-        index: dict[str, int] = {}
-        rules = []
-        for r in active:
-            pairs = []
-            for k, a in enumerate(cands):
-                state, error = self._static[r][a]
-                if state == FALSE:
-                    continue
-                source = self._dynamic[r][a]
-                pairs.append((k, state, error, -1 if source is None else index.setdefault(source, len(index))))
-            if pairs:
-                rules.append((r, pairs))
-        sources = list(index)
-        program = cel.compile("[" + ", ".join(f"({s})" for s in sources) + "]") if sources else None
-        plan = Plan(cands, sources, program, rules)
-        customer: set[str] = set()
-        request: set[str] | None = set()
-        history: HistoryPaths = {}
-        for source in sources:
-            refs = references(source)
-            plan.variables |= refs.variables
-            customer |= set(self.fields) if "customer" in refs.dynamic else refs.fields["customer"]
-            request = None if request is None or "request" in refs.dynamic else request | refs.fields["request"]
-            history = merge_paths(history, paths(source, "history"))
-        plan.customer = self._converters_for(sorted(customer))
-        plan.request = None if request is None else tuple(sorted(request))
-        plan.history = history
-        return plan
 
     # Evaluation ------------------------------------------------------------------------------------------------
     def evaluate(
@@ -279,24 +179,11 @@ class RuleEngine:
         except Exception as exc:
             return Failure(first_line(str(exc)))
 
-    def _collector(self, candidates: tuple[str, ...], plan: Plan) -> Collector:
-        collector = Collector([], [[] for _ in plan.sources])
-        position = 0
-        for r, pairs in plan.rules:
-            rule = self.rules[r]
-            for k, state, static_error, e in pairs:
-                error = static_error if e < 0 or state != TRUE else None
-                hit = RuleHit(rule.id, candidates[k], rule.effect, rule.message, rule.mode, error, rule.lever)
-                pair = (position, k, r, hit, state, static_error)
-                (collector.always if e < 0 else collector.by_element[e]).append(pair)
-                position += 1
-        return collector
-
     def _collect_fast(self, candidates: tuple[str, ...], plan: Plan, results: Sequence[object]) -> RuleEvaluation:
         """:meth:`_collect` over the elements that fired only; same hits, same order, same arrays."""
         collector = plan.collector
         if collector is None:
-            collector = plan.collector = self._collector(candidates, plan)
+            collector = plan.collector = build_collector(self.rules, candidates, plan)
         fired: list[tuple[int, int, int, RuleHit]] = [(p, k, r, hit) for p, k, r, hit, _, _ in collector.always]
         by_element = collector.by_element
         for e, value in enumerate(results):
