@@ -125,6 +125,7 @@ def decide_batch(
     from nextbest.serving.components import build_policy
     from nextbest.serving.inputs import feast_rows
     from nextbest.serving.models import load_model_ref
+    from nextbest.serving.runtime import freeze_startup_objects
 
     settings = settings_from()
     frame = read_customers(input_path)
@@ -153,8 +154,6 @@ def decide_batch(
         console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
     assert settings.decision_log_url is not None
     feature_service = "inline" if source == "inline" else service
-    from nextbest.serving.runtime import freeze_startup_objects
-
     freeze_startup_objects()  # the model, Feast and pandas out of the collector's reach: records build 2x faster
     with open_decision_log(settings.decision_log_url) as log:
         use = DecisionLogUse(log, settings.serving, feature_service, record=not dry_run)
@@ -171,7 +170,7 @@ def decide_batch(
         f"[green]{len(frame):,} decisions[/] -> {output_path} in {result.seconds:.1f} s "
         f"({rate:,.0f} customers/s deciding); mix {mix}"
     )
-    degraded = int(result.frame["degraded"].sum())
+    degraded = int(result.frame["degraded"].sum()) if "degraded" in result.frame else 0
     if degraded:
         reasons = result.frame.loc[result.frame["degraded"], "reason"].value_counts().head(3).to_dict()
         console.print(f"[yellow]{degraded:,} customers served the fallback[/] (control action): {reasons}")
