@@ -129,3 +129,19 @@ def test_auto_leaves_are_smaller_on_small_data() -> None:
             eval_set=valid)  # fmt: skip
     trees = [t for b in est.head_.boosters.values() for t in b.dump_model()["tree_info"]]
     assert trees and max(t["num_leaves"] for t in trees) <= SMALL_DATA_LEAVES
+
+
+def test_dr_pseudo_outcome_weights_are_bounded_where_the_log_rarely_acted() -> None:
+    """A row logged with propensity 0.006 weighs at most 1 / DR_PROPENSITY_FLOOR, not 1 / 0.006."""
+    from nextbest.training.learners import DR_PROPENSITY_FLOOR, DRLearner
+
+    n = 4
+    d = FitData(
+        X=np.zeros((n, 1)),
+        action=np.array([1, 1, 0, 0]),
+        y=np.array([1.0, 1.0, 1.0, 1.0]),
+        propensity=np.array([0.006, 0.5, 0.006, 0.5]),
+    )
+    mu = np.zeros((n, 2))  # outcome models predicting 0: the pseudo-outcome is the weighted residual
+    pseudo = DRLearner()._pseudo(d, mu, control=0, code=1)
+    assert pseudo.tolist() == pytest.approx([1 / DR_PROPENSITY_FLOOR, 2.0, -1 / DR_PROPENSITY_FLOOR, -2.0])
