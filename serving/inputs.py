@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nextbest.core.contact import History, HistoryBuilder
+from nextbest.core.contact import DAY, History, HistoryBuilder
 from nextbest.core.decision import Decision, DecisionRequest
 from nextbest.core.degradation import DecisionInputs, ViewStatus, degradation
 from nextbest.io.decision_log import DecisionLog
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from nextbest.serving.components import Snapshot
 
 log = logging.getLogger(__name__)
-
-DAY_S = 86_400
 
 
 def online_rows(
@@ -67,7 +65,7 @@ def contact_history(
         customer_id,
         builder,
         now,
-        since=now - serving.history_days * DAY_S,
+        since=now - serving.history_days * DAY,
         delivered_only=serving.contacts_from == "feedback",
     )
 

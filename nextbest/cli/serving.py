@@ -134,7 +134,7 @@ def decide_batch(
     policy = build_policy(settings, catalog)
     view_status = None  # inline features have no freshness: every customer is decided by the model
     if source == "inline":
-        features = inline_features(frame, model)
+        features, feature_service = inline_features(frame, model), "inline"
     else:
         import time
 
@@ -144,8 +144,8 @@ def decide_batch(
         from nextbest.features.store import open_store
 
         # The model's feature service is the contract (a model trained on a file reads the default one).
-        service = model_feature_service(model.metadata) or DEFAULT_FEATURE_SERVICE
-        reader = OnlineFeatureReader(open_store(settings), service)
+        feature_service = model_feature_service(model.metadata) or DEFAULT_FEATURE_SERVICE
+        reader = OnlineFeatureReader(open_store(settings), feature_service)
         features, view_status = feast_rows(reader, frame["customer_id"].tolist(), time.time())
     gaps = feature_gaps(policy, features)
     if gaps:
@@ -153,7 +153,6 @@ def decide_batch(
     for note in notes:
         console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
     assert settings.decision_log_url is not None
-    feature_service = "inline" if source == "inline" else service
     freeze_startup_objects()  # the model, Feast and pandas out of the collector's reach: records build 2x faster
     with open_decision_log(settings.decision_log_url) as log:
         use = DecisionLogUse(log, settings.serving, feature_service, record=not dry_run)
