@@ -78,6 +78,8 @@ class FeedbackRecord:
 def redact(url: str) -> str:
     """The URL without its password (in the user part or the query), for messages and logs."""
     parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query:
+        return url  # nothing to hide: as given (urlunsplit would turn sqlite:////abs into sqlite://abs)
     netloc = parts.netloc
     if parts.password is not None:
         netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
