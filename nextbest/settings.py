@@ -43,7 +43,9 @@ class ServingSettings(BaseModel):
     exploration_floor: float = Field(
         0.02, ge=0.0, le=1.0, description="Share of the exploration spread uniformly over eligible actions."
     )
-    control_group_share: float = Field(0.02, ge=0.0, le=1.0)
+    control_group_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="Share of customers held out of every action, to measure the lift."
+    )
     control_group_salt: str = "nextbest-global-control"
     max_batch_size: int = Field(500, ge=1)
     max_body_bytes: int = Field(

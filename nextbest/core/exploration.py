@@ -37,7 +37,9 @@ class Exploration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rate: float = Field(0.05, ge=0.0, le=1.0, description="Share of decisions on which exploration draws.")
-    control_share: float = Field(0.02, ge=0.0, le=1.0, description="Share of customers who always get no_action.")
+    control_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="Share of customers who always get the control action."
+    )
     control_salt: str = Field("nextbest-global-control", min_length=1)
     explore_salt: str = Field("nextbest-explore", min_length=1)
     mode: Literal["value", "uniform"] = Field(
