@@ -107,6 +107,7 @@ class CrossFitter:
             weighting=cfg.weighting,
             n_trees=trees,
             extend=extend,
+            propensity_floor=cfg.dr_propensity_floor,
         )
 
     def _target(self, spec: CandidateSpec, rows: Array | slice = slice(None)) -> FitData:

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator
 from nextbest.model.descriptors import ActionDescriptors
 from nextbest.model.heads import ActionHead, Kind
 from nextbest.training.boosting import fit_booster
-from nextbest.training.config import BoosterParams
+from nextbest.training.config import DR_PROPENSITY_FLOOR, BoosterParams
 
 # fit_booster lives in training.boosting; it stays importable from here, and the learners call it through this
 # module's name (benchmarks/training_dask.py counts fits by replacing learners.fit_booster).
@@ -48,12 +48,6 @@ Array = np.ndarray
 Objective = Literal["binary", "regression"]
 Weighting = Literal["none", "ipw"]
 INTERNAL_VALID = 0.15  # share of rows held out for early stopping when neither eval_set nor n_trees is given
-#: The DR-learner's pseudo-outcome divides by the logged propensity, floored here (inverse weights at most 20).
-#: Where a confounded log rarely took an action, unfloored weights of 30-150 made its effect regressions
-#: extrapolate wildly: on causalml's nie_wager mode 3 at 200,000 rows (a constant effect that pays for everyone)
-#: 0.27% of customers, all with a logged propensity below 0.11, were left untreated (lift capture 0.9973);
-#: floored at 0.05, 0.008% (0.9999), with the 10,000-row confounded scenarios unchanged (docs/decision-quality.md).
-DR_PROPENSITY_FLOOR = 0.05
 
 
 @dataclass(frozen=True)
@@ -95,6 +89,7 @@ class _Learner(BaseEstimator):  # type: ignore[misc]
         weighting: Weighting = "none",
         n_trees: Mapping[str, int] | None = None,
         extend: float = 1.0,
+        propensity_floor: float = DR_PROPENSITY_FLOOR,
     ) -> None:
         self.params = params
         self.early_stopping_rounds = early_stopping_rounds
@@ -107,6 +102,7 @@ class _Learner(BaseEstimator):  # type: ignore[misc]
         self.weighting = weighting
         self.n_trees = n_trees  # booster key -> trees, for a refit without early stopping
         self.extend = extend  # grow past the early-stopping best (see fit_booster), for predict_all(multiple=)
+        self.propensity_floor = propensity_floor  # the DR-learner's pseudo-outcome divides by at least this
 
     def _fit(
         self,
@@ -232,8 +228,8 @@ class DRLearner(_Learner):
 
     The pseudo-outcome mu_a - mu_0 + 1[A=a](y - mu_a)/pi - 1[A=0](y - mu_0)/pi is unbiased for the effect
     whenever the logged propensities are right, with outcome models mu cross-fitted so no row is scored by a
-    model that saw it. pi is floored at ``DR_PROPENSITY_FLOOR``: a little bias where the log rarely acted, for
-    much less variance there."""
+    model that saw it. pi is floored at ``propensity_floor`` (``DR_PROPENSITY_FLOOR`` by default): a little bias
+    where the log rarely acted, for much less variance there."""
 
     kind: Kind = "dr"
 
@@ -261,7 +257,7 @@ class DRLearner(_Learner):
 
     def _pseudo(self, d: FitData, mu: Array, control: int, code: int) -> Array:
         treated, ctrl = (d.action == code), (d.action == control)
-        pi = np.maximum(d.propensity, DR_PROPENSITY_FLOOR)  # bounded weights where the log rarely acted
+        pi = np.maximum(d.propensity, self.propensity_floor)  # bounded weights where the log rarely acted
         pseudo: Array = (
             mu[:, code] - mu[:, control] + treated * (d.y - mu[:, code]) / pi - ctrl * (d.y - mu[:, control]) / pi
         )

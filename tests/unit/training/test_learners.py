@@ -145,3 +145,39 @@ def test_dr_pseudo_outcome_weights_are_bounded_where_the_log_rarely_acted() -> N
     mu = np.zeros((n, 2))  # outcome models predicting 0: the pseudo-outcome is the weighted residual
     pseudo = DRLearner()._pseudo(d, mu, control=0, code=1)
     assert pseudo.tolist() == pytest.approx([1 / DR_PROPENSITY_FLOOR, 2.0, -1 / DR_PROPENSITY_FLOOR, -2.0])
+
+
+def test_the_training_config_sets_the_dr_learners_propensity_floor() -> None:
+    """``dr_propensity_floor`` reaches the DR-learner (0: unbounded weights), and nonsense is refused."""
+    from pydantic import ValidationError
+
+    from nextbest.training.config import TrainConfig
+    from nextbest.training.learners import DRLearner
+
+    d = FitData(X=np.zeros((2, 1)), action=np.array([1, 0]), y=np.array([1.0, 1.0]), propensity=np.array([0.01, 0.01]))
+    mu = np.zeros((2, 2))
+    unbounded = DRLearner(propensity_floor=TrainConfig(dr_propensity_floor=0).dr_propensity_floor)
+    assert unbounded._pseudo(d, mu, control=0, code=1).tolist() == pytest.approx([100.0, -100.0])
+    bounded = DRLearner(propensity_floor=TrainConfig(dr_propensity_floor=0.1).dr_propensity_floor)
+    assert bounded._pseudo(d, mu, control=0, code=1).tolist() == pytest.approx([10.0, -10.0])
+    for bad in (-0.1, 1.0, float("inf")):
+        with pytest.raises(ValidationError):
+            TrainConfig(dr_propensity_floor=bad)
+
+
+def test_cross_fitting_builds_the_dr_learner_with_the_configured_floor() -> None:
+    from nextbest.training.config import BoosterParams, TrainConfig
+    from nextbest.training.crossfit import CandidateSpec, CrossFitter
+
+    fitter = CrossFitter(
+        catalog=None,  # type: ignore[arg-type]  # not read when building a learner
+        cfg=TrainConfig(dr_propensity_floor=0.2),
+        descriptors=None,  # type: ignore[arg-type]
+        categorical=(),
+        data=FitData(np.zeros((1, 1)), np.zeros(1, dtype=int), np.zeros(1), np.ones(1)),
+        revenue=np.zeros(1),
+        folds=np.zeros(1, dtype=int),
+        say=print,
+    )
+    learner = fitter._learner(CandidateSpec("dr", "revenue", 0, BoosterParams()), None)
+    assert learner.propensity_floor == 0.2
