@@ -122,6 +122,11 @@ def from_frame(
         truth_names = {f"{k}_{a}" for a in catalog.ids for k in ("net", "p", "revenue")} | {"oracle_action"}
         truth_cols = [c for c in frame.columns if c in truth_names]  # ground truth, when the file has it
         feature_cols = [c for c in frame.columns if c not in RESERVED and c not in truth_cols]
+        if truth_cols:  # a customer's own p_email (say, an open rate) must not vanish without a word
+            notes.append(
+                f"column(s) {', '.join(truth_cols[:10])} read as ground truth (net_/p_/revenue_<action>, "
+                "oracle_action), not as features: rename them to use them as features"
+            )
         if not feature_cols:
             raise DataError(f"{where}: no feature columns besides {sorted(RESERVED & set(frame.columns))}")
         categorical = [c for c in feature_cols if not pd.api.types.is_numeric_dtype(frame[c])]

@@ -117,6 +117,8 @@ def run_training(
             }
         )
         result = train(ds, catalog, cfg, progress=say, logging_probs=world_logging_policy(settings, catalog, ds))
+        # the data's own notes first (columns filled in or read as truth, rows skipped), so `train` prints them
+        result.notes[:0] = [n for n in ds.notes if n not in result.notes]
         if result.notes:
             mlflow.set_tag("training_notes", "; ".join(result.notes))
         for c in result.candidates:
@@ -265,6 +267,5 @@ def run_retraining(
 
     ds = log_dataset(settings, catalog, cfg, since_days)
     outcome = run_training(settings, catalog, cfg, progress=progress, dataset=ds, run_name="retrain")
-    outcome.result.notes[:0] = [n for n in ds.notes if n.startswith("skipped ")]  # bad log rows, counted
     decision = promote(settings, catalog, cfg) if promote_after else None
     return outcome, decision

@@ -72,6 +72,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         root / "home",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
+    # what the file lacked is said where the user looks, not only in MLflow's tags
+    assert "note: no 'revenue' column: revenue = converted x catalog value" in result.stdout, result.stdout
     return {"root": root, "home": root / "home", "data": data}
 
 

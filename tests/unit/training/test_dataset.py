@@ -58,6 +58,15 @@ def test_optional_columns_are_filled_and_noted(catalog: ActionCatalog, tmp_path:
     assert np.allclose(d20["revenue"], catalog.by_id["discount_20"].value * 0.8)
 
 
+def test_columns_read_as_ground_truth_are_named_in_the_notes(catalog: ActionCatalog, tmp_path: Path) -> None:
+    df = frame(catalog)
+    df["p_discount_20"] = 0.3  # the synthetic world's truth convention, or a customer's own score
+    ds = load_file(write(df, tmp_path), catalog)
+    assert "p_discount_20" not in ds.numeric
+    assert any("p_discount_20" in n and "ground truth" in n for n in ds.notes)
+    assert not any("ground truth" in n for n in load_file(write(frame(catalog), tmp_path), catalog).notes)
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
