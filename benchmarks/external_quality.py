@@ -133,10 +133,10 @@ def nextbest_cli(
 
 
 def nextbest_inprocess(
-    sc: Any, work: Path, config: Path | None = None
+    sc: Any, work: Path, config: Path | None = None, keep: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """The same functions as the CLI path (file validation, training with default settings, the batch
-    decision core with the default rules), without MLflow and subprocesses."""
+    decision core with the default rules), without MLflow and subprocesses; ``keep``: the model in the info."""
     from nextbest.core.catalog import ActionCatalog
     from nextbest.core.decision import DecisionPolicy
     from nextbest.core.features import all_fields
@@ -158,7 +158,9 @@ def nextbest_inprocess(
     policy = DecisionPolicy(catalog, ruleset, fields=all_fields())
     frame = sc.holdout.copy()
     decided = run_batch(policy, result.model, frame, inline_features(frame, result.model), "any", scores=True).frame
-    info = {"train_seconds": train_s, "blend": result.blend, "margin": result.model.decision_margin}
+    info: dict[str, Any] = {"train_seconds": train_s, "blend": result.blend, "margin": result.model.decision_margin}
+    if keep:
+        info["model"] = result.model
     return (*_decoded(sc, decided), info)
 
 

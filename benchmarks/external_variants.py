@@ -10,7 +10,9 @@ propensity model:
 * ``--propensity-feature``: the propensity of treatment as one more feature, in the log and for the held-out
   customers (against an S-learner's regularisation-induced confounding);
 * ``--overlap-shrink T [T ...]``: nextbest's estimated effect replaced by its average where the propensity of
-  either arm is below T (against extrapolating where the log rarely acted), valued after the fact.
+  either arm is below T (against extrapolating where the log rarely acted), valued after the fact;
+* ``--shrink-disagreeing T [T ...]``: the same, only for customers on whom the blend's members (the learners
+  of net value) disagree on the sign of the effect (the rule a propensity model could support at serving).
 
 Not part of the README's table; the figures are in docs/decision-quality.md ("Not settled").
 """
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +38,18 @@ def _figures(lift: float, worse: float) -> str:
     return f"lift capture {lift:7.4f}   worse than nothing {worse:6.2%}"
 
 
+def _members_disagree(model: Any, sc: Any) -> np.ndarray:
+    """(n,) whether the blend's net-value members disagree on the sign of the treatment's net effect (action 1
+    against the control, action 0, as in every nie_wager scenario); all False with fewer than two members."""
+    X = model.encoder.transform_frame(sc.holdout)
+    net = [m.predict(X, sc.actions, sc.control) - sc.costs for m in model.members if m.target == "revenue"]
+    if len(net) < 2:
+        return np.zeros(len(sc.holdout), dtype=bool)
+    signs = np.stack([np.sign(q[:, 1] - q[:, 0]) for q in net])
+    out: np.ndarray = signs.max(axis=0) != signs.min(axis=0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", type=int, default=1, choices=[1, 2, 3, 4])
@@ -44,6 +59,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--propensity-feature", action="store_true")
     parser.add_argument("--overlap-shrink", type=float, nargs="*", default=[])
+    parser.add_argument("--shrink-disagreeing", type=float, nargs="*", default=[])
     parser.add_argument("--no-references", action="store_true")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -68,13 +84,19 @@ def main() -> None:
             q = REFERENCES[ref](sc, seed)
             figures[ref] = evaluate(sc, q.argmax(axis=1), q)
         with tempfile.TemporaryDirectory(prefix="nextbest-variant-") as tmp:
-            greedy, _, _, scores, info = nextbest_inprocess(sc, Path(tmp))
+            greedy, _, _, scores, info = nextbest_inprocess(sc, Path(tmp), keep=args.shrink_disagreeing != [])
         figures["nextbest"] = evaluate(sc, greedy, scores)
         effect = scores[:, 1] - scores[:, 0]
+        thinness = np.minimum(treat_hold, 1 - treat_hold)
         for threshold in args.overlap_shrink:
-            thin = np.minimum(treat_hold, 1 - treat_hold) < threshold
-            chosen = np.where(np.where(thin, effect.mean(), effect) > 0, 1, 0)
+            chosen = np.where(np.where(thinness < threshold, effect.mean(), effect) > 0, 1, 0)
             figures[f"nextbest, shrunk below {threshold}"] = evaluate(sc, chosen, None)
+        if args.shrink_disagreeing:
+            disagree = _members_disagree(info["model"], sc)
+            for threshold in args.shrink_disagreeing:
+                shrink = disagree & (thinness < threshold)
+                chosen = np.where(np.where(shrink, effect.mean(), effect) > 0, 1, 0)
+                figures[f"nextbest, disagreeing below {threshold}"] = evaluate(sc, chosen, None)
         print(
             f"mode {args.mode}, adj {args.adj}, {args.size:,} rows, seed {seed}: treatment logged with probability "
             f"{treat_log.min():.3f}-{treat_log.max():.3f}; nextbest {info['blend']}"
