@@ -78,9 +78,10 @@ def read_customers(path: Path) -> pd.DataFrame:
         dup = frame.loc[frame["customer_id"].duplicated(), "customer_id"].iloc[0]
         raise DataError(f"{path}: customer_id {dup} appears more than once")
     for column in frame.columns:  # a feature of +-inf is a broken export, not a value: say so, decide nothing
-        values = frame[column]
-        if values.dtype.kind == "f" and np.isinf(values.to_numpy()).any():
-            bad = np.isinf(values.to_numpy())
+        if frame[column].dtype.kind != "f":
+            continue
+        bad = np.isinf(frame[column].to_numpy())
+        if bad.any():
             raise DataError(
                 f"{path}: column {column!r} has {int(bad.sum()):,} infinite value(s) (first for customer_id "
                 f"{frame['customer_id'].iloc[int(np.argmax(bad))]}); leave a value empty (null) when it is unknown"
