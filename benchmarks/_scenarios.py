@@ -265,16 +265,20 @@ OBP_ACTIONS = ("hold", "offer_a", "offer_b", "offer_c", "offer_d", "offer_e")
 OBP_COSTS = (0.0, 0.02, 0.02, 0.03, 0.03, 0.05)
 
 
-def obp_bandit(n_log: int, n_holdout: int, seed: int, targeted: bool = False) -> Scenario:
+def obp_bandit(
+    n_log: int, n_holdout: int, seed: int, targeted: bool = False, uniform_share: float = 0.3, sharpness: float = 1.0
+) -> Scenario:
+    """``targeted``: a softmax policy mixed with ``uniform_share`` of uniform (0.3: every action keeps >= 5%;
+    smaller shares and a ``sharpness`` above 1 give the thin logs of a production bandit)."""
     from obp.dataset import SyntheticBanditDataset, logistic_reward_function
 
     k, dim = len(OBP_ACTIONS), 6
     policy_rng = np.random.default_rng(seed + 1)
-    weights = policy_rng.normal(0.0, 0.8, size=(dim, k))
+    weights = sharpness * policy_rng.normal(0.0, 0.8, size=(dim, k))
 
     def targeted_behaviour(context: np.ndarray, action_context: np.ndarray, random_state: int | None = None) -> Any:
         probs = _softmax(context @ weights)
-        return 0.7 * probs + 0.3 / k  # every action keeps >= 5%
+        return (1.0 - uniform_share) * probs + uniform_share / k
 
     def behaviour(context: np.ndarray) -> np.ndarray:
         if targeted:

@@ -158,7 +158,13 @@ def nextbest_inprocess(
     policy = DecisionPolicy(catalog, ruleset, fields=all_fields())
     frame = sc.holdout.copy()
     decided = run_batch(policy, result.model, frame, inline_features(frame, result.model), "any", scores=True).frame
-    info: dict[str, Any] = {"train_seconds": train_s, "blend": result.blend, "margin": result.model.decision_margin}
+    guard = result.model.metadata.get("overlap_guard")
+    info: dict[str, Any] = {
+        "train_seconds": train_s,
+        "blend": result.blend,
+        "margin": result.model.decision_margin,
+        "guarded": None if guard is None else guard["guarded_share"],
+    }
     if keep:
         info["model"] = result.model
     return (*_decoded(sc, decided), info)

@@ -12,7 +12,14 @@ propensity model:
 * ``--overlap-shrink T [T ...]``: nextbest's estimated effect replaced by its average where the propensity of
   either arm is below T (against extrapolating where the log rarely acted), valued after the fact;
 * ``--shrink-disagreeing T [T ...]``: the same, only for customers on whom the blend's members (the learners
-  of net value) disagree on the sign of the effect (the rule a propensity model could support at serving).
+  of net value) disagree on the sign of the effect (what the overlap guard, ``overlap_guard`` in the training
+  config, now does at serving with a propensity model fitted on the log; this is the post hoc check with the
+  generator's propensities, on top of whatever the guard already did).
+
+``--obp-thin UNIFORM_SHARE SHARPNESS`` runs obp's bandit instead, logged by a sharper targeted policy with
+less uniform mixed in (the thin log of a production bandit: ``0.05 2`` leaves most treatments below 5% for
+most customers), nextbest beside the references; ``--train-config`` trains nextbest with another config (for
+example ``overlap_guard: 0``).
 
 Not part of the README's table; the figures are in docs/decision-quality.md ("Not settled").
 """
@@ -61,12 +68,23 @@ def main() -> None:
     parser.add_argument("--overlap-shrink", type=float, nargs="*", default=[])
     parser.add_argument("--shrink-disagreeing", type=float, nargs="*", default=[])
     parser.add_argument("--no-references", action="store_true")
+    parser.add_argument(
+        "--obp-thin",
+        type=float,
+        nargs=2,
+        metavar=("UNIFORM_SHARE", "SHARPNESS"),
+        help="instead of nie_wager: obp's bandit logged by a softmax policy this sharp, mixed with this share of "
+        "uniform (0.3 1 is obp_targeted; 0.05 2 leaves most actions below 5%% for most customers)",
+    )
+    parser.add_argument("--train-config", type=Path, default=None, help="a training config for nextbest")
     args = parser.parse_args()
+    if args.obp_thin and (args.propensity_feature or args.overlap_shrink or args.shrink_disagreeing):
+        parser.error("--obp-thin runs nextbest and the references only")
     warnings.filterwarnings("ignore")
 
     import causalml.dataset as causal_datasets
     from _references import REFERENCES  # type: ignore[import-not-found]
-    from _scenarios import nie_wager  # type: ignore[import-not-found]
+    from _scenarios import nie_wager, obp_bandit  # type: ignore[import-not-found]
     from external_quality import evaluate, nextbest_inprocess  # type: ignore[import-not-found]
 
     # nie_wager imports synthetic_data from causalml.dataset when called: give it the shifted propensities
@@ -74,8 +92,12 @@ def main() -> None:
     refs = [] if args.no_references else ["s_learner", "t_learner", "x_learner"]
     totals: dict[str, list[tuple[float, float]]] = {}
     for seed in args.seeds:
-        sc = nie_wager(args.mode, args.size, args.holdout, seed)
-        treat_log, treat_hold = sc.log_policy[:, 1], sc.holdout_policy[:, 1]
+        if args.obp_thin:
+            share, sharpness = args.obp_thin
+            sc = obp_bandit(args.size, args.holdout, seed, True, share, sharpness)
+        else:
+            sc = nie_wager(args.mode, args.size, args.holdout, seed)
+        treat_log, treat_hold = sc.log_policy[:, 1:].min(axis=1), sc.holdout_policy[:, 1]
         if args.propensity_feature:
             sc.log[PROPENSITY_COLUMN] = treat_log
             sc.holdout[PROPENSITY_COLUMN] = treat_hold
@@ -84,7 +106,8 @@ def main() -> None:
             q = REFERENCES[ref](sc, seed)
             figures[ref] = evaluate(sc, q.argmax(axis=1), q)
         with tempfile.TemporaryDirectory(prefix="nextbest-variant-") as tmp:
-            greedy, _, _, scores, info = nextbest_inprocess(sc, Path(tmp), keep=args.shrink_disagreeing != [])
+            keep = args.shrink_disagreeing != []
+            greedy, _, _, scores, info = nextbest_inprocess(sc, Path(tmp), args.train_config, keep=keep)
         figures["nextbest"] = evaluate(sc, greedy, scores)
         effect = scores[:, 1] - scores[:, 0]
         thinness = np.minimum(treat_hold, 1 - treat_hold)
@@ -97,9 +120,11 @@ def main() -> None:
                 shrink = disagree & (thinness < threshold)
                 chosen = np.where(np.where(shrink, effect.mean(), effect) > 0, 1, 0)
                 figures[f"nextbest, disagreeing below {threshold}"] = evaluate(sc, chosen, None)
+        what = f"obp, thin {args.obp_thin}" if args.obp_thin else f"mode {args.mode}, adj {args.adj}"
         print(
-            f"mode {args.mode}, adj {args.adj}, {args.size:,} rows, seed {seed}: treatment logged with probability "
-            f"{treat_log.min():.3f}-{treat_log.max():.3f}; nextbest {info['blend']}"
+            f"{what}, {args.size:,} rows, seed {seed}: (least likely) treatment logged with probability "
+            f"{treat_log.min():.3f}-{treat_log.max():.3f}; nextbest {info['blend']}, overlap guard on "
+            f"{info['guarded'] or 0:.2%} of the log"
         )
         for name, f in figures.items():
             totals.setdefault(name, []).append((f["lift_capture"], f["worse_than_nothing"]))

@@ -118,8 +118,11 @@ def _train(
     timings["crossfit"] = time.perf_counter() - started - timings["prepare"]
 
     control = catalog.index[catalog.control]
-    blend = choose_blend(fitted, d, value_oof, reward, folds, control, catalog, cfg)
+    categorical = tuple(encoder.categorical_indices)
+    blend = choose_blend(fitted, d, value_oof, reward, folds, control, catalog, cfg, categorical)
     results, weights, gamma = blend.results, blend.weights, blend.gamma
+    if blend.overlap is not None:
+        notes.append(_overlap_note(blend.overlap.evidence))
 
     # Refit the members on every row ------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -200,6 +203,7 @@ def _train(
             "training_rows": len(fit_set.frame),
         },
         members=() if only_display else tuple(members),
+        overlap=blend.overlap.guard if blend.overlap is not None and blend.overlap.taken else None,
     )
     timings["refit"] = time.perf_counter() - t0
 
@@ -226,6 +230,8 @@ def _train(
         margin_relative=blend.margin_evidence.get("relative"),
         value_scale=stacking.value_scale(reward),
     )
+    if blend.overlap is not None:  # taken or not
+        model.metadata["overlap_guard"] = blend.overlap.evidence
     say("evaluate")
     t0 = time.perf_counter()
     oof_set = with_predictions(fit_set, catalog, display_p, oof_revenue)
@@ -242,6 +248,22 @@ def _train(
     timings["total"] = time.perf_counter() - started
     sizes = {"train": len(fit_set.frame), "test": 0 if test_set is None else len(test_set.frame), "folds": cfg.folds}
     return TrainResult(model, chosen, candidates, report, sizes, ds.fingerprint, timings, splits, notes)
+
+
+def _overlap_note(evidence: dict[str, Any]) -> str:
+    """What the overlap guard did, for the training notes."""
+    where = (
+        f"overlap guard: the log tried an action or the control with probability below {evidence['threshold']:g} "
+        f"for some customers, and the learners disagree on an action's effect for {evidence['guarded_share']:.1%}"
+        " of the training rows there"
+    )
+    change = evidence["value_difference"]
+    if evidence["taken"]:
+        return f"{where}: the model uses the action's average effect for them"
+    return (
+        f"{where}; their average effect lost value out of fold ({change['value']:+.4g}, se {change['se']:.2g}), "
+        "so the model keeps its own estimates"
+    )
 
 
 def _top(candidates: list[Candidate]) -> Candidate:

@@ -5,6 +5,7 @@ on every row."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from nextbest.training.config import TrainConfig
 from nextbest.training.crossfit import CrossFitted
 from nextbest.training.heads import platt_calibration
 from nextbest.training.learners import FitData
+from nextbest.training.overlap import OverlapFit, fit_overlap
 
 
 @dataclass
@@ -43,7 +45,8 @@ class Blend:
     q_blend: np.ndarray  # the blend's net values
     margin: float  # the decision margin
     margin_evidence: dict[str, Any]
-    gates: dict[str, Any]  # evidence of the anchor's, the blend's and the shrinkage's gates
+    gates: dict[str, Any]  # evidence of the anchor's, the blend's and the shrinkage's gates, and the overlap guard
+    overlap: OverlapFit | None = None  # the guard, when the log's overlap is thin somewhere (``taken`` or not)
 
 
 def choose_blend(
@@ -55,9 +58,11 @@ def choose_blend(
     control: int,
     catalog: ActionCatalog,
     cfg: TrainConfig,
+    categorical: Sequence[int] = (),
 ) -> Blend:
     """Each candidate's tree multiple (its ``multiple`` is set), then the blend: stacked against an anchor (or
-    the single best learner without ``cfg.stacking``), shrunk toward the average effect, and its margin."""
+    the single best learner without ``cfg.stacking``), shrunk toward the average effect, guarded where the log's
+    overlap is thin (``training.overlap``), and its margin."""
     levels = [{m: _decision_terms(f, m, d, value_oof, cfg.calibrate, catalog.costs) for m in f.levels} for f in fitted]
     q_base = [lv[1.0].revenue - catalog.costs[None, :] for lv in levels]
     gamma = stacking.dr_targets(np.mean(q_base, axis=0), d.action, reward, d.propensity)
@@ -88,6 +93,16 @@ def choose_blend(
     weights = np.append((1.0 - shrink) * learner_weights, shrink)  # the learners, then the average member
     q_oof = [*q_learners, np.tile(average, (len(d), 1))]
     q_blend = (1.0 - shrink) * q_plain + shrink * q_oof[-1]
+    overlap = None
+    if cfg.stacking:
+        members = [q for w, q in zip(learner_weights, q_learners, strict=True) if w > 0]
+        threshold, seed, threads = cfg.overlap_guard, cfg.seed, cfg.threads
+        overlap = fit_overlap(
+            d, folds, catalog, members, q_blend, average, gamma, threshold, categorical, seed, threads
+        )
+        if overlap is not None:
+            gates["overlap"] = overlap.evidence
+            q_blend = overlap.q_blend if overlap.taken else q_blend
     if cfg.decision_margin == "auto":
         scale = stacking.value_scale(reward)
         margin = stacking.choose_margin(q_blend, gamma, control, scale, propensity=d.propensity)
@@ -107,6 +122,7 @@ def choose_blend(
         margin_value,
         margin_evidence,
         gates,
+        overlap,
     )
 
 

@@ -6,8 +6,10 @@ training, evaluation, batch decisioning and the online service. Its heads live i
 
 Expected revenue is either P(convert) times the value head (one conversion learner), or a weighted blend of
 members (``members``), each a conversion learner times the value head or a learner of revenue itself; the
-blend's weights were fitted on cross-fitted predictions (``nextbest.training.stacking``). P(convert), shown
-in every decision's breakdown, comes from the ``conversion`` head either way.
+blend's weights were fitted on cross-fitted predictions (``nextbest.training.stacking``). Where the log barely
+tried an action and the blend's learners disagree on its effect, an ``overlap`` guard replaces that effect by
+the average (``nextbest.model.overlap``). P(convert), shown in every decision's breakdown, comes from the
+``conversion`` head either way.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from nextbest.model.heads import (
     booster_predict,
     calibrated,
 )
+from nextbest.model.overlap import OverlapGuard
 
 __all__ = [
     "FAST_PREDICT_ROWS",
@@ -45,8 +48,9 @@ __all__ = [
     "PolicyModel",
     "ValueHead",
 ]
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)  # format 1: one conversion head, the value head on features and discount only
+FORMAT_VERSION = 3
+# format 1: one conversion head, the value head on features and discount only; format 2: no overlap guard
+READABLE_FORMATS = (1, 2, 3)
 _EPS = EPS
 _booster_predict = booster_predict  # the name tests and benchmarks import
 
@@ -62,6 +66,7 @@ class PolicyModel:
     decision_margin: float = 0.0  # act only when the expected incremental net value exceeds this
     metadata: dict[str, Any] = field(default_factory=dict)
     members: tuple[Member, ...] = ()  # a blend; empty: expected revenue = P(convert) x value head
+    overlap: OverlapGuard | None = None  # the blend's effects where the log barely tried an action
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -80,15 +85,21 @@ class PolicyModel:
             return p, p * self.value.predict(X, wanted, threads)
         value: np.ndarray | None = None
         revenue = np.zeros_like(p)
+        learners: list[np.ndarray] = []  # each learner's own expected revenue, for the overlap guard
         for member in self.members:
             if member.target == "revenue":
-                revenue += member.weight * member.predict(X, wanted, self.control, threads)
-                continue
-            same = member.head is self.conversion and member.calibration == self.calibration
-            pm = p if same else member.predict(X, wanted, self.control, threads)
-            if value is None:
-                value = self.value.predict(X, wanted, threads)
-            revenue += member.weight * pm * value
+                own = member.predict(X, wanted, self.control, threads)
+            else:
+                same = member.head is self.conversion and member.calibration == self.calibration
+                pm = p if same else member.predict(X, wanted, self.control, threads)
+                if value is None:
+                    value = self.value.predict(X, wanted, threads)
+                own = pm * value
+            revenue += member.weight * own
+            if member.head is not None and member.weight > 0:
+                learners.append(own)
+        if self.overlap is not None:
+            revenue = self.overlap.apply(X, wanted, self.control, revenue, learners, threads)
         return p, revenue
 
     @property
@@ -102,7 +113,8 @@ class PolicyModel:
     def trees(self) -> int:
         """Trees evaluated per scored row and action, all heads together."""
         heads = {id(self.conversion): self.conversion, **{id(m.head): m.head for m in self.members if m.head}}
-        return sum(h.trees for h in heads.values()) + self.value.trees
+        guard = self.overlap.trees if self.overlap is not None else 0
+        return sum(h.trees for h in heads.values()) + self.value.trees + guard
 
     def predict_records(
         self, rows: Sequence[dict[str, Any]], actions: Sequence[str] | None = None
@@ -146,6 +158,7 @@ class PolicyModel:
                 else {k: _finite_or_none(v) for k, v in self.value.codes.items()},
             },
             "members": members,
+            "overlap": None if self.overlap is None else self.overlap.save(directory),
             "calibration": list(self.calibration) if self.calibration else None,
             "decision_margin": self.decision_margin,
             "metadata": self.metadata,
@@ -191,6 +204,7 @@ class PolicyModel:
             decision_margin=float(manifest.get("decision_margin", 0.0)),
             metadata=manifest["metadata"],
             members=members,
+            overlap=OverlapGuard.load(manifest["overlap"], directory) if manifest.get("overlap") else None,
         )
 
 
