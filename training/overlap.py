@@ -2,9 +2,9 @@
 guard applied to the blend's out-of-fold net values so that selection and evaluation judge what will serve.
 
 The guard is fitted only for a catalog of one action and the control (see ``nextbest.model.overlap`` for why
-not with several), when the log can have thin overlap at all (some logged propensity below the threshold or
-above one minus it: a randomised log, or a targeted one that gave both arms a fair chance, is left alone), and
-for a blend of two or more learners (one learner cannot disagree with itself).
+not with several), when the log's probability of treatment varies between customers and leaves [threshold,
+1 - threshold] for some (``thin_log``: a randomised log, or a targeted one that gave both arms a fair chance,
+is left alone), and for a blend of two or more learners (one learner cannot disagree with itself).
 
 The propensity model regresses the logit of P(treated | x) on the features. The log says it exactly for every
 row (the logged propensity where it treated, one minus it where it did not), so the regression needs no
@@ -48,15 +48,24 @@ class OverlapFit:
     taken: bool  # False: the guard lost value out of fold beyond noise, and the model does without it
 
 
-def thin_log(propensity: Array, threshold: float) -> bool:
-    """Whether any logged propensity leaves the band [threshold, 1 - threshold]."""
-    return bool(np.any((propensity < threshold) | (propensity > 1.0 - threshold)))
+def thin_log(treated: Array, threshold: float) -> bool:
+    """Whether the log's probability of treatment (``treated``, per row) leaves [threshold, 1 - threshold] for
+    some customers *and* differs between customers. A log randomised at a fixed rate (a 95/5 trial), or one
+    without propensities (read as the arms' shares), has no region it rarely tried to set apart from the rest:
+    every customer is alike, and the average effect the guard would use is no better known than anyone's."""
+    thin = np.minimum(treated, 1.0 - treated) < threshold
+    return bool(thin.any()) and float(np.ptp(treated)) > 1e-9
+
+
+def treated_probabilities(d: FitData, treatment: int) -> Array:
+    """(n,) every row's probability of the treatment, from its logged propensity."""
+    out: Array = np.where(d.action == treatment, d.propensity, 1.0 - d.propensity)
+    return out
 
 
 def treated_logit(d: FitData, treatment: int) -> Array:
-    """(n,) the logit of every row's probability of the treatment, from its logged propensity."""
-    p = np.where(d.action == treatment, d.propensity, 1.0 - d.propensity)
-    p = np.clip(p, LOGIT_CLIP, 1.0 - LOGIT_CLIP)
+    """(n,) its logit (propensities of 0 or 1 read as ``LOGIT_CLIP`` from them)."""
+    p = np.clip(treated_probabilities(d, treatment), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
     out: Array = np.log(p / (1.0 - p))
     return out
 
@@ -97,10 +106,12 @@ def fit_overlap(
     ``stacking.dr_targets``). That check is weak where it matters least and most (the guarded customers are the
     ones the log rarely gave the other arm, so their DR terms lean on the outcome models): it stops a guard
     that visibly loses, nothing finer."""
-    if len(catalog.ids) != 2 or threshold <= 0 or len(members) < 2 or not thin_log(d.propensity, threshold):
+    if len(catalog.ids) != 2 or threshold <= 0 or len(members) < 2:
         return None
     control = catalog.index[catalog.control]
     treatment = 1 - control
+    if not thin_log(treated_probabilities(d, treatment), threshold):
+        return None
     model = OverlapGuard(
         fit_propensity(d, treatment, folds, categorical, seed, threads),
         catalog.ids[treatment],

@@ -52,8 +52,16 @@ def members(n: int, x0: np.ndarray) -> list[np.ndarray]:
 
 def test_only_a_log_with_thin_overlap_needs_the_guard() -> None:
     assert not thin_log(np.full(100, 0.5), 0.05)
-    assert thin_log(np.array([0.5, 0.97]), 0.05)  # the other action was logged at 3% for this row
+    assert thin_log(np.array([0.5, 0.97]), 0.05)  # the control was left at 3% for the second customer
     assert thin_log(np.array([0.5, 0.02]), 0.05)
+    assert not thin_log(np.full(100, 0.97), 0.05)  # a 97/3 trial: thin for everyone alike, no region to set apart
+    d, _ = log(3000, 0, confounded=False)
+    action = np.where(np.random.default_rng(0).random(len(d)) < 0.97, OFFER, HOLD)
+    trial = FitData(d.X, action, d.y, np.where(action == OFFER, 0.97, 0.03))
+    q = members(len(d), d.X[:, 0])
+    assert (
+        fit_overlap(trial, np.arange(len(d)) % 3, CATALOG, q, q[0], np.array([0.1, 0.0]), q[0], 0.05, (), 0, 2) is None
+    )
     d, _ = log(4000, 0, confounded=False)
     q = members(len(d), d.X[:, 0])
     assert fit_overlap(d, np.arange(len(d)) % 3, CATALOG, q, q[0], np.array([0.1, 0.0]), q[0], 0.05, (), 0, 2) is None
@@ -155,5 +163,5 @@ def test_no_guard_with_several_actions_besides_the_control() -> None:
     q = [np.column_stack([m, m[:, 0]]) for m in members(len(d), d.X[:, 0])]
     folds = np.arange(len(d)) % 3
     average = np.array([0.15, 0.0, 0.0])
-    assert thin_log(d.propensity, 0.05)
+    assert thin_log(np.where(d.action == OFFER, d.propensity, 1 - d.propensity), 0.05)
     assert fit_overlap(d, folds, catalog, q, q[0], average, q[0], 0.05, (), 0, 2) is None
