@@ -52,8 +52,9 @@ def _members_disagree(model: Any, sc: Any) -> np.ndarray:
     net = [m.predict(X, sc.actions, sc.control) - sc.costs for m in model.members if m.target == "revenue"]
     if len(net) < 2:
         return np.zeros(len(sc.holdout), dtype=bool)
-    signs = np.stack([np.sign(q[:, 1] - q[:, 0]) for q in net])
-    out: np.ndarray = signs.max(axis=0) != signs.min(axis=0)
+    from nextbest.model.overlap import disagreement
+
+    out: np.ndarray = disagreement(net, 0)[:, 1]
     return out
 
 

@@ -63,26 +63,20 @@ def treated_probabilities(d: FitData, treatment: int) -> Array:
     return out
 
 
-def treated_logit(d: FitData, treatment: int) -> Array:
-    """(n,) its logit (propensities of 0 or 1 read as ``LOGIT_CLIP`` from them)."""
-    p = np.clip(treated_probabilities(d, treatment), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
-    out: Array = np.log(p / (1.0 - p))
-    return out
-
-
 def fit_propensity(
-    d: FitData, treatment: int, folds: Array, categorical: Sequence[int], seed: int, threads: int
+    X: Array, treated: Array, folds: Array, categorical: Sequence[int], seed: int, threads: int
 ) -> lgb.Booster:
-    """The logit of P(treated | x) by LightGBM regression: trees by early stopping on fold 0, refitted on every
-    row (see the module docstring)."""
-    y, held = treated_logit(d, treatment), folds == 0
+    """The logit of P(treated | x) by LightGBM regression on ``treated`` (each row's probability of treatment,
+    0 and 1 read as ``LOGIT_CLIP`` from them): trees by early stopping on fold 0, refitted on every row."""
+    p = np.clip(treated, LOGIT_CLIP, 1.0 - LOGIT_CLIP)
+    y, held = np.log(p / (1.0 - p)), folds == 0
     probe = fit_booster(
-        PROPENSITY_PARAMS, "regression", (d.X[~held], y[~held], None), (d.X[held], y[held], None),
+        PROPENSITY_PARAMS, "regression", (X[~held], y[~held], None), (X[held], y[held], None),
         categorical, STOP_ROUNDS, seed, threads,
     )  # fmt: skip
     rounds = max(int(probe.num_trees()), 1)
     return fit_booster(
-        PROPENSITY_PARAMS, "regression", (d.X, y, None), None, categorical, STOP_ROUNDS, seed, threads, rounds
+        PROPENSITY_PARAMS, "regression", (X, y, None), None, categorical, STOP_ROUNDS, seed, threads, rounds
     )
 
 
@@ -110,18 +104,18 @@ def fit_overlap(
         return None
     control = catalog.index[catalog.control]
     treatment = 1 - control
-    if not thin_log(treated_probabilities(d, treatment), threshold):
+    treated = treated_probabilities(d, treatment)
+    if not thin_log(treated, threshold):
         return None
     model = OverlapGuard(
-        fit_propensity(d, treatment, folds, categorical, seed, threads),
+        fit_propensity(d.X, treated, folds, categorical, seed, threads),
         catalog.ids[treatment],
         float(threshold),
         {a: float(v) for a, v in zip(catalog.ids, average, strict=True)},
         {a: float(c) for a, c in zip(catalog.ids, catalog.costs, strict=True)},
     )
-    propensity = model.propensity(d.X, catalog.ids, catalog.control, threads)
+    propensity = model.propensity(d.X, catalog.ids, threads)
     guarded, mask = guard(q_blend, members, propensity, control, average, threshold)
-    logged = propensity[np.arange(len(d)), d.action]
     base = stacking.policy_terms(q_blend, gamma, control, 0.0)
     change = ope.difference(stacking.policy_terms(guarded, gamma, control, 0.0), base, "dr")
     taken = not change.value < -stacking.GATE_Z * change.se
@@ -129,7 +123,7 @@ def fit_overlap(
         "threshold": float(threshold),
         "trees": model.trees,
         "guarded_share": float(mask[:, treatment].mean()),
-        "propensity_mean_abs_error": float(np.mean(np.abs(logged - d.propensity))),
+        "propensity_mean_abs_error": float(np.mean(np.abs(propensity[:, treatment] - treated))),
         "value_difference": change.as_dict(),
         "taken": taken,
     }

@@ -40,7 +40,13 @@ Array = np.ndarray
 
 
 def guard(
-    net: Array, members: Sequence[Array], propensity: Array, control: int, average: Array, threshold: float
+    net: Array,
+    members: Sequence[Array],
+    propensity: Array,
+    control: int,
+    average: Array,
+    threshold: float,
+    disagree: Array | None = None,
 ) -> tuple[Array, Array]:
     """(net values with the guarded effects replaced, the (n, K) mask of guarded customer-actions).
 
@@ -48,12 +54,13 @@ def guard(
     (n, K) probability the log took each action, ``average`` the (K,) average net value per action. An action
     is guarded for a customer when the members' effects (net value minus the control's) do not all have the
     same sign (a member that sees no effect does not back either sign) and the log took the action or the
-    control with probability below ``threshold``. Its effect becomes the average effect."""
+    control with probability below ``threshold``. Its effect becomes the average effect. ``disagree``: the
+    members' :func:`disagreement`, when the caller already has it."""
     mask = np.zeros(net.shape, dtype=bool)
     if len(members) < 2 or threshold <= 0:
         return net, mask
     thin = np.minimum(propensity, propensity[:, control : control + 1]) < threshold
-    mask = disagreement(members, control) & thin
+    mask = (disagreement(members, control) if disagree is None else disagree) & thin
     if not mask.any():
         return net, mask
     effect = np.asarray(average, dtype=np.float64) - float(average[control])
@@ -91,12 +98,11 @@ class OverlapGuard:
     costs: Mapping[str, float]
     _by_order: dict[tuple[str, ...], tuple[Array, Array]] = field(default_factory=dict, compare=False, repr=False)
 
-    def propensity(self, X: Array, actions: Sequence[str], control: str, threads: int = 1) -> Array:
-        """(n, len(actions)) P(the log took each action | x): the treatment's from the booster, the control's one
-        minus it (any other action: 1, never thin)."""
+    def propensity(self, X: Array, actions: Sequence[str], threads: int = 1) -> Array:
+        """(n, len(actions)) P(the log took each action | x): the treatment's from the booster, the control's (the
+        model's only other action) one minus it."""
         treated = treated_probability(self.booster, X, threads)
-        columns = [treated if a == self.treatment else 1.0 - treated if a == control else None for a in actions]
-        out: Array = np.column_stack([np.ones(X.shape[0]) if c is None else c for c in columns])
+        out: Array = np.column_stack([treated if a == self.treatment else 1.0 - treated for a in actions])
         return out
 
     def apply(
@@ -115,10 +121,11 @@ class OverlapGuard:
         costs, average = self._arrays(tuple(actions))
         nets = [m - costs[None, :] for m in member_revenue]
         index = list(actions).index(control)
-        if not disagreement(nets, index).any():  # the usual case: no propensity needed
+        disagree = disagreement(nets, index)
+        if not disagree.any():  # the usual case: no propensity needed
             return revenue
-        propensity = self.propensity(X, actions, control, threads)
-        net, _ = guard(revenue - costs[None, :], nets, propensity, index, average, self.threshold)
+        propensity = self.propensity(X, actions, threads)
+        net, _ = guard(revenue - costs[None, :], nets, propensity, index, average, self.threshold, disagree)
         guarded: Array = net + costs[None, :]
         return guarded
 

@@ -61,7 +61,7 @@ def _propensity_booster(seed: int = 0) -> lgb.Booster:
 def test_the_guard_applies_to_expected_revenue_in_any_action_order_and_survives_saving(tmp_path: Path) -> None:
     model = OverlapGuard(_propensity_booster(), "promo", 0.05, {"none": 1.0, "promo": 1.5}, {"none": 0.0, "promo": 0.2})
     X = np.array([[-1.0, 0.0, 0.0], [0.5, 0.0, 0.0], [2.0, 0.0, 0.0]])  # the log rarely promoted the first
-    p = model.propensity(X, ("none", "promo"), "none")
+    p = model.propensity(X, ("none", "promo"))
     assert p[0, 1] < 0.05 and 0.05 < p[1, 1] < 0.95 and p[2, 0] < 0.05  # the third: rarely left alone
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     costs = np.array([0.0, 0.2])

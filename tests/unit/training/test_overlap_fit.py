@@ -85,7 +85,7 @@ def test_the_guard_acts_where_the_log_rarely_offered_and_the_learners_disagree()
     assert fit_overlap(d, folds, CATALOG, q, blend, average, gamma, 0.0, (), 0, 2) is None  # switched off
     fit = fit_overlap(d, folds, CATALOG, q, blend, average, gamma, 0.05, (), 0, 2)
     assert fit is not None and fit.taken
-    estimated = fit.guard.propensity(d.X, CATALOG.ids, CATALOG.control)[:, OFFER]
+    estimated = fit.guard.propensity(d.X, CATALOG.ids)[:, OFFER]
     assert np.mean(np.abs(estimated - p_offer)) < 0.03
     assert fit.evidence["propensity_mean_abs_error"] < 0.05
     guarded = fit.mask[:, OFFER]
