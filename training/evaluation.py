@@ -122,7 +122,7 @@ def _with_truth_summary(policies: dict[str, dict[str, Any]], s: Scored, control:
 @dataclass
 class EvaluationReport:
     n: int
-    propensity: dict[str, float]
+    propensity: dict[str, float | None]  # AUC None where every row converted (or none did)
     calibration: dict[str, list[float]]
     qini: dict[str, dict[str, float]]
     policies: dict[str, dict[str, Any]]
@@ -132,7 +132,7 @@ class EvaluationReport:
 
     def headline(self, policy: str = "model") -> dict[str, float]:
         """Flat metrics for MLflow."""
-        out = {f"propensity_{k}": v for k, v in self.propensity.items()}
+        out = {f"propensity_{k}": v for k, v in self.propensity.items() if v is not None}
         for name, values in self.policies.items():
             for est in ("ips", "snips", "dr"):
                 out[f"{name}_{est}_value"] = values[est]["value"]
@@ -196,8 +196,8 @@ def evaluate_scored(
     rows = np.arange(n)
     p_logged = s.p[rows, s.action]
     table = cal.calibration_table(p_logged, s.converted, n_bins=10)
-    propensity = {
-        "auc": cal.roc_auc(p_logged, s.converted),
+    propensity: dict[str, float | None] = {
+        "auc": cal.roc_auc(p_logged, s.converted) if 0 < s.converted.sum() < n else None,  # one class: undefined
         "log_loss": cal.log_loss(p_logged, s.converted),
         "brier": cal.brier_score(p_logged, s.converted),
         "ece": cal.expected_calibration_error(table),

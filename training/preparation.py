@@ -36,6 +36,8 @@ def choose_targets(cfg: TrainConfig, catalog: ActionCatalog, d: FitData, revenue
         return (["revenue"] if nonconverter_revenue else ["conversion", "revenue"]), "targets both (configured)"
     if nonconverter_revenue:
         return ["revenue"], "non-converting rows have revenue: learners model revenue"
+    if d.y.min() == 1:  # an outcome that is never zero (a basket size, a spend): no conversion to model
+        return ["revenue"], "every row converted (revenue above 0 on every row): learners model revenue"
     if revenue_per_conversion_is_constant(catalog, (d.X, d.action, d.y, revenue)):
         return ["conversion"], "one revenue per conversion per action: learners model P(convert)"
     return ["conversion", "revenue"], "order values vary: learners model P(convert) x order value and revenue"

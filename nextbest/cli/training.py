@@ -110,8 +110,10 @@ def evaluate(ref: str, config: Path | None, catalog: Path | None) -> None:
     report = run_evaluation(settings, catalog_from(settings, catalog), load_train_config(config), ref)
     console.print(policy_table(report, f"model {ref}: held-out policy value per customer"))
     q = ", ".join(f"{a} {v['qini_coefficient']:.4f}" for a, v in report.qini.items())
+    auc = report.propensity["auc"]
+    auc_text = "n/a (one outcome class)" if auc is None else f"{auc:.3f}"
     console.print(
-        f"propensity AUC {report.propensity['auc']:.3f}, log loss {report.propensity['log_loss']:.4f}, "
+        f"propensity AUC {auc_text}, log loss {report.propensity['log_loss']:.4f}, "
         f"ECE {report.propensity['ece']:.4f}; Qini: {q}"
     )
 

@@ -83,3 +83,34 @@ def test_a_held_out_test_split_is_still_available(trained) -> None:  # type: ign
     n = len(ds.frame)
     assert result.sizes["train"] + result.sizes["test"] == n and 0.25 * n < result.sizes["test"] < 0.35 * n
     assert result.model.metadata["training_rows"] == result.sizes["train"]
+
+
+def test_an_outcome_that_is_never_zero_trains_on_revenue() -> None:
+    """A spend per customer that is above 0 on every row and no ``converted`` column: every row counts as
+    converted, so there is no conversion to model (P(convert) is 1) and no AUC to report. The job used to
+    fail at its evaluation ("roc_auc needs both positive and negative labels") after every fit; it models
+    revenue, reports the AUC as undefined, and decides where the second e-mail pays."""
+    rng = np.random.default_rng(4)
+    n = 6_000
+    x = rng.normal(size=(n, 3))
+    mean = np.column_stack([np.full(n, 2.0), 2.0 + 0.6 * (x[:, 0] > 0) - 0.3, np.full(n, 2.0)])
+    action = rng.integers(0, 3, n)
+    spend = np.clip(mean[np.arange(n), action] + rng.normal(0, 0.5, n), 0.01, None)
+    frame = pd.DataFrame(x, columns=["recency", "history", "web"]).assign(
+        customer_id=[f"S{i}" for i in range(n)],
+        action=np.array(CATALOG.ids)[action],
+        revenue=spend,
+        propensity=1 / 3,
+    )
+    ds = from_frame(frame, CATALOG, "file:spend.parquet")
+    assert ds.frame["converted"].min() == 1
+    result = train(ds, CATALOG, CFG.model_copy(update={"learners": ("s", "t")}))
+    assert any("every row converted" in note for note in result.notes), result.notes
+    assert result.report.propensity["auc"] is None
+    assert "propensity_auc" not in result.report.headline()
+    model = result.model
+    p, revenue = model.predict(model.encoder.transform_frame(frame))
+    net = score_breakdown(CATALOG, CATALOG.ids, p, revenue).net_value
+    chosen = choose(net, np.ones(net.shape, bool), 0, model.decision_margin)
+    gains = x[:, 0] > 0  # the men's e-mail adds 0.25 net of its cost there and loses 0.35 elsewhere
+    assert (chosen[gains] == 1).mean() > 0.8 and (chosen[~gains] == 1).mean() < 0.2
