@@ -8,7 +8,8 @@ action for the held-out customers, (n, A) in catalog order; the policy is the ar
 * ``x_learner``: causalml's ``BaseXRegressor`` (LightGBM base learners) on the net value, with the logging
   policy's exact propensities.
 * ``uplift_forest``: causalml's ``UpliftRandomForestClassifier`` (conversions; net value from the value per
-  conversion of each arm) or, for a continuous outcome, its ``CausalRandomForestRegressor``.
+  conversion of each arm) or, for a continuous outcome, its ``CausalRandomForestRegressor`` (one per treatment,
+  on that treatment's rows and the control's).
 * ``propensity_only``: a response model per action fitted on its own rows, ranking the actions by expected
   value without asking what would happen without them (never chooses the control).
 * ``best_single_action``: the action with the best self-normalised IPS value on the log, for everyone.
@@ -105,16 +106,17 @@ def uplift_forest(sc: Scenario, seed: int = 0) -> np.ndarray:
     if sc.outcome == "continuous":
         from causalml.inference.tree import CausalRandomForestRegressor
 
-        if len(sc.actions) != 2:
-            raise ValueError("the causal forest reference takes one treatment")
-        forest = CausalRandomForestRegressor(
-            n_estimators=50, control_name=0, min_samples_leaf=100, n_jobs=THREADS, random_state=seed
-        )
-        w = (a != control).astype(int)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            forest.fit(X, w, r)
-            out[:, 1 - control] = forest.predict(Xh).ravel()
+        for k in range(len(sc.actions)):  # one forest per treatment, on its rows and the control's
+            if k == control:
+                continue
+            rows = (a == k) | (a == control)
+            forest = CausalRandomForestRegressor(
+                n_estimators=50, control_name=0, min_samples_leaf=100, n_jobs=THREADS, random_state=seed
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                forest.fit(X[rows], (a[rows] == k).astype(int), r[rows])
+                out[:, k] = forest.predict(Xh).ravel()
         return out
     from causalml.inference.tree import UpliftRandomForestClassifier
 
@@ -145,12 +147,12 @@ def propensity_only(sc: Scenario, seed: int = 0) -> np.ndarray:
     X, a, r, Xh = _net(sc)
     control = sc.actions.index(sc.control)
     out = np.full((len(Xh), len(sc.actions)), -np.inf)
-    y = sc.log["converted"].to_numpy(int)
     for k in range(len(sc.actions)):
         if k == control:
             continue
         rows = a == k
         if sc.outcome == "binary":
+            y = sc.log["converted"].to_numpy(int)
             model = lgb.LGBMClassifier(random_state=seed, n_jobs=THREADS, verbose=-1).fit(X[rows], y[rows])
             out[:, k] = model.predict_proba(Xh)[:, 1] * sc.value_per_conversion[sc.actions[k]] - sc.costs[k]
         else:

@@ -1,8 +1,10 @@
 """Decision quality on data nextbest did not generate: nextbest as a user runs it, beside reference learners.
 
-For every scenario (``benchmarks/_scenarios.py``: causalml's ``make_uplift_classification`` and
-``synthetic_data`` modes 1-4, obp's ``SyntheticBanditDataset``, randomised and targeted logs), training size
-and seed, the same logged rows go to
+For every scenario (``benchmarks/_scenarios.py``: causalml's ``make_uplift_classification``,
+``make_uplift_classification_logistic`` and ``synthetic_data`` modes 1-4, obp's ``SyntheticBanditDataset``
+with clicks and with a continuous reward, randomised and targeted logs; ``--scenarios`` also takes the probes
+``obp_many`` and ``uplift_logistic_rare``, which the default run leaves out), training size and seed, the
+same logged rows go to
 
 * **nextbest**, exactly as a user runs it, with default settings and no per-scenario tuning:
   ``nextbest train --data log.parquet --catalog actions.yaml``, then
@@ -191,7 +193,7 @@ def _source_hash() -> str:
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from _references import REFERENCES  # type: ignore[import-not-found]
-    from _scenarios import SCENARIOS  # type: ignore[import-not-found]
+    from _scenarios import PROBES, SCENARIOS  # type: ignore[import-not-found]
     from tqdm import tqdm
 
     cache: dict[str, Any] = {}
@@ -203,7 +205,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     jobs = [(s, n, seed) for s in args.scenarios for n in args.sizes for seed in args.seeds]
     for name, size, seed in tqdm(jobs, desc="external quality", unit="run"):
-        sc = SCENARIOS[name](size, args.holdout, seed)
+        sc = {**SCENARIOS, **PROBES}[name](size, args.holdout, seed)
         control = sc.actions.index(sc.control)
         base = {"scenario": name, "size": size, "seed": seed}
         nothing = np.full(len(sc.truth), control)
@@ -336,10 +338,10 @@ def serving_cost(summary: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    from _scenarios import SCENARIOS  # type: ignore[import-not-found]
+    from _scenarios import PROBES, SCENARIOS  # type: ignore[import-not-found]
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=[*SCENARIOS, *PROBES])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--holdout", type=int, default=50_000)
