@@ -23,6 +23,7 @@ from nextbest.training.logged_decisions import (
     RESERVED,
     complete_decisions,
     customer_ids,
+    feature_columns,
     usable_log_rows,
     validate_decisions,
 )
@@ -127,10 +128,13 @@ def from_frame(
                 f"column(s) {', '.join(truth_cols[:10])} read as ground truth (net_/p_/revenue_<action>, "
                 "oracle_action), not as features: rename them to use them as features"
             )
-        if not feature_cols:
-            raise DataError(f"{where}: no feature columns besides {sorted(RESERVED & set(frame.columns))}")
-        categorical = [c for c in feature_cols if not pd.api.types.is_numeric_dtype(frame[c])]
-        numeric = [c for c in feature_cols if c not in categorical]
+        numeric, categorical, left_out = feature_columns(frame, feature_cols)
+        notes.extend(left_out)
+        if not numeric and not categorical:
+            raise DataError(
+                f"{where}: no feature columns besides {sorted(RESERVED & set(frame.columns))}"
+                + (f"; {left_out[0]}" if left_out else "")
+            )
     else:
         numeric, categorical = features
         missing = [c for c in (*numeric, *categorical) if c not in frame.columns]

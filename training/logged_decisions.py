@@ -18,6 +18,8 @@ OUTCOMES = ("converted", "revenue")  # at least one
 MIN_OUTCOMES = 10  # converted rows, and rows that did not convert, below which nothing can be learned
 OPTIONAL = ("event_timestamp", "revenue", "propensity", "converted")
 RESERVED = frozenset((*REQUIRED, *OPTIONAL, REQUEST_TS, "campaign_id", "split"))
+MIN_IDENTIFIER_LEVELS = 100  # text with more distinct values than this and than half the rows is an identifier
+MAX_LEVEL_SHARE = 0.5
 
 
 def validate_decisions(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: int, where: str) -> list[str]:
@@ -41,7 +43,8 @@ def validate_decisions(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: in
         if conv.isna().any() or not conv.isin([0, 1]).all():
             raise DataError(f"{where}: column 'converted' must be 0 or 1 in every row")
         converted = int(conv.sum())
-        if min(converted, len(frame) - converted) < MIN_OUTCOMES:
+        values = pd.to_numeric(frame["revenue"], errors="coerce") if "revenue" in frame.columns else None
+        if min(converted, len(frame) - converted) < MIN_OUTCOMES and (values is None or values.nunique() < 2):
             raise DataError(
                 f"{where}: {converted:,} of {len(frame):,} rows converted; learning needs at least {MIN_OUTCOMES} "
                 "rows that converted and as many that did not (collect more outcomes, or a longer window)"
@@ -81,6 +84,43 @@ def validate_decisions(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: in
     if unseen:
         notes.append(f"no rows for {', '.join(unseen)}: learned only through the action descriptors (S-learner)")
     return notes
+
+
+def feature_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(numeric, categorical, notes): which of a file's other ``columns`` are features, and of what kind.
+    Numbers and booleans are numeric, text and categories categorical. Left out, with a note saying why:
+    timestamps (an absolute date says nothing a model can use on next month's customers; an age in days
+    does), lists and records, and text with a value for nearly every row (an e-mail address, an order id:
+    a vocabulary as large as the log, carried by the model, that generalises to no new customer)."""
+    numeric: list[str] = []
+    categorical: list[str] = []
+    left_out: list[str] = []
+    for name in columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column) or _iso(column):
+            left_out.append(f"{name!r} (timestamps: give an age or a duration in days instead)")
+        elif pd.api.types.is_numeric_dtype(column):
+            numeric.append(name)
+        elif column.dropna().map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray)).any():
+            left_out.append(f"{name!r} (lists or records)")
+        else:
+            levels = int(column.dropna().astype(str).nunique())
+            if levels > MIN_IDENTIFIER_LEVELS and levels > MAX_LEVEL_SHARE * len(frame):
+                left_out.append(f"{name!r} ({levels:,} distinct values in {len(frame):,} rows: an identifier?)")
+            else:
+                categorical.append(name)
+    notes = [f"not used as features: {', '.join(left_out)}"] if left_out else []
+    return numeric, categorical, notes
+
+
+def _iso(column: pd.Series, sample: int = 200) -> bool:
+    """Text holding ISO 8601 timestamps (a CSV's dates): its first ``sample`` values all parse as such."""
+    if column.dtype != object:
+        return False
+    head = column.dropna().head(sample)
+    if head.empty or not head.map(lambda v: isinstance(v, str)).all():
+        return False
+    return bool(pd.to_datetime(head, errors="coerce", format="ISO8601", utc=True).notna().all())
 
 
 def customer_ids(column: pd.Series, where: str) -> list[str]:

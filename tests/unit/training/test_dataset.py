@@ -155,3 +155,32 @@ def test_an_action_absent_from_the_data_is_learned_through_its_descriptors(
     assert scored.p.shape[1] == len(catalog.ids) and np.isfinite(scored.p).all()
     with pytest.raises(DataError, match="control"):
         load_file(write(df[df["action"] != catalog.control], tmp_path), catalog, min_rows=0)
+
+
+def test_columns_that_cannot_be_features_are_left_out_and_named(catalog: ActionCatalog, tmp_path: Path) -> None:
+    """A customer's export holds more than features: a sign-up date (timestamps became a categorical with a
+    level per day), tags (a list column failed with "unhashable type: 'list'"), an e-mail address (a
+    vocabulary as large as the log, carried by the model). Each is left out, with one note naming them."""
+    df = frame(catalog)
+    n = len(df)
+    df["signup"] = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) % 700, unit="D")
+    df["tags"] = [["vip", "app"] if i % 3 else ["app"] for i in range(n)]
+    df["email"] = [f"user{i}@example.com" for i in range(n)]
+    df["zip"] = [f"{i % 90:05d}" for i in range(n)]  # 90 areas: a categorical, not an identifier
+    ds = load_file(write(df, tmp_path), catalog)
+    assert ds.numeric == ["age", "spend"] and ds.categorical == ["tier", "zip"]
+    (note,) = [n for n in ds.notes if "not used as features" in n]
+    assert "'signup' (timestamps" in note and "'tags' (lists" in note and "'email' (1,400 distinct values" in note
+    csv = load_file(write(df.drop(columns=["tags"]), tmp_path, "csv"), catalog)  # dates as ISO 8601 text
+    assert "signup" not in csv.features and any("'signup' (timestamps" in n for n in csv.notes)
+    only = df[["customer_id", "action", "converted", "revenue", "propensity", "signup", "email"]]
+    with pytest.raises(DataError, match=r"no feature columns.*'signup' \(timestamps"):
+        load_file(write(only, tmp_path), catalog)
+
+
+def test_every_row_converted_is_an_outcome_when_revenue_varies(catalog: ActionCatalog, tmp_path: Path) -> None:
+    """converted = 1 on every row with a spend that varies: the spend is the outcome to learn (rejected as
+    "no row that did not convert" before); with a constant revenue it is still rejected (above)."""
+    df = frame(catalog).assign(converted=1, revenue=np.random.default_rng(2).gamma(2.0, 20.0, 1_400))
+    ds = load_file(write(df, tmp_path), catalog)
+    assert ds.frame["converted"].min() == 1 and ds.frame["revenue"].nunique() > 1000
