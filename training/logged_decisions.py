@@ -43,8 +43,7 @@ def validate_decisions(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: in
         if conv.isna().any() or not conv.isin([0, 1]).all():
             raise DataError(f"{where}: column 'converted' must be 0 or 1 in every row")
         converted = int(conv.sum())
-        values = pd.to_numeric(frame["revenue"], errors="coerce") if "revenue" in frame.columns else None
-        if min(converted, len(frame) - converted) < MIN_OUTCOMES and (values is None or values.nunique() < 2):
+        if min(converted, len(frame) - converted) < MIN_OUTCOMES and not _revenue_varies(frame, conv):
             raise DataError(
                 f"{where}: {converted:,} of {len(frame):,} rows converted; learning needs at least {MIN_OUTCOMES} "
                 "rows that converted and as many that did not (collect more outcomes, or a longer window)"
@@ -84,6 +83,15 @@ def validate_decisions(frame: pd.DataFrame, catalog: ActionCatalog, min_rows: in
     if unseen:
         notes.append(f"no rows for {', '.join(unseen)}: learned only through the action descriptors (S-learner)")
     return notes
+
+
+def _revenue_varies(frame: pd.DataFrame, conv: pd.Series) -> bool:
+    """Whether revenue carries an outcome of its own where nearly every row converted (a spend above 0 on
+    every row) or nearly none did: it varies among the rows of the larger class."""
+    if "revenue" not in frame.columns:
+        return False
+    larger = conv == (1 if 2 * conv.sum() >= len(conv) else 0)
+    return bool(pd.to_numeric(frame["revenue"], errors="coerce")[larger].nunique() > 1)
 
 
 def feature_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str], list[str], list[str]]:

@@ -92,6 +92,10 @@ def test_columns_read_as_ground_truth_are_named_in_the_notes(catalog: ActionCata
             "3 of 1,400 rows converted; learning needs at least",
         ),
         (lambda d: d.assign(converted=1), "1,400 of 1,400 rows converted"),
+        (  # revenue only where the 3 conversions are: no more of an outcome than the conversions
+            lambda d: d.assign(converted=np.where(d.index < 3, 1, 0), revenue=np.where(d.index < 3, 5.0, 0.0)),
+            "3 of 1,400 rows converted",
+        ),
         (lambda d: d.drop(columns=["converted"]).assign(revenue=5.0), "'revenue' is the same in every row"),
     ],
 )
