@@ -5,6 +5,9 @@ training sets from them."""
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -107,7 +110,7 @@ def feature_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str],
         column = frame[name]
         if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column) or _iso(column):
             left_out.append(f"{name!r} (timestamps: give an age or a duration in days instead)")
-        elif pd.api.types.is_numeric_dtype(column):
+        elif pd.api.types.is_numeric_dtype(column) or _numbers(column):
             numeric.append(name)
         elif column.dropna().map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray)).any():
             left_out.append(f"{name!r} (lists or records)")
@@ -119,6 +122,18 @@ def feature_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str],
                 categorical.append(name)
     notes = [f"not used as features: {', '.join(left_out)}"] if left_out else []
     return numeric, categorical, notes
+
+
+def _numbers(column: pd.Series) -> bool:
+    """Numbers held as objects (a database's DECIMAL read from parquet): numeric, not text."""
+    values = column.dropna()
+    if column.dtype != object or values.empty or not _is_number(values.iloc[0]):
+        return False
+    return bool(values.map(_is_number).all())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, bool | complex)
 
 
 def _iso(column: pd.Series, sample: int = 200) -> bool:

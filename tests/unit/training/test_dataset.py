@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -171,8 +172,9 @@ def test_columns_that_cannot_be_features_are_left_out_and_named(catalog: ActionC
     df["tags"] = [["vip", "app"] if i % 3 else ["app"] for i in range(n)]
     df["email"] = [f"user{i}@example.com" for i in range(n)]
     df["zip"] = [f"{i % 90:05d}" for i in range(n)]  # 90 areas: a categorical, not an identifier
+    df["balance"] = [Decimal(i) / 7 for i in range(n)]  # a DECIMAL column: numbers held as objects
     ds = load_file(write(df, tmp_path), catalog)
-    assert ds.numeric == ["age", "spend"] and ds.categorical == ["tier", "zip"]
+    assert ds.numeric == ["age", "spend", "balance"] and ds.categorical == ["tier", "zip"]
     (note,) = [n for n in ds.notes if "not used as features" in n]
     assert "'signup' (timestamps" in note and "'tags' (lists" in note and "'email' (1,400 distinct values" in note
     csv = load_file(write(df.drop(columns=["tags"]), tmp_path, "csv"), catalog)  # dates as ISO 8601 text
