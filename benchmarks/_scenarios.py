@@ -30,139 +30,30 @@ never measured on; no setting changed for them. ``PROBES`` (``obp_many``: twenty
 randomised one: assignment depends on features that also drive the outcome, and the logged propensities say
 how (0.05-0.7). Each scenario draws the log and the held-out customers from one generator call, so both
 come from the same world.
+
+This module holds the causalml generators and the lists; obp's are in ``_obp_scenarios``, the ``Scenario``
+and the pieces both share in ``_scenario_base``.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from _obp_scenarios import obp_bandit, obp_continuous, obp_many  # type: ignore[import-not-found]
+from _scenario_base import (  # type: ignore[import-not-found]
+    Scenario,
+    _arm_scenario,
+    _catalog,
+    _draw,
+    _split,
+    _timestamps,
+    targeted_policy,
+)
 
-CONTROL_DEFAULT = "no_action"
-START = pd.Timestamp("2026-06-01", tz="UTC")
-
-
-@dataclass
-class Scenario:
-    name: str
-    description: str
-    log: pd.DataFrame  # customer_id, event_timestamp, features..., action, converted, revenue, propensity
-    holdout: pd.DataFrame  # customer_id, features...
-    truth: np.ndarray  # (n_holdout, A) expected net value of each action, in ``catalog['actions']`` order
-    catalog: dict[str, Any]  # YAML-ready action catalog
-    features: list[str]
-    log_policy: np.ndarray | None = None  # (n_log, A) logging probability of every action (references only)
-    holdout_policy: np.ndarray | None = None  # (n_holdout, A) the same policy on the held-out customers
-    value_per_conversion: dict[str, float] = field(default_factory=dict)  # per action, for references
-    outcome: str = "binary"  # binary (conversions) or continuous (revenue)
-
-    @property
-    def actions(self) -> list[str]:
-        return [a["id"] for a in self.catalog["actions"]]
-
-    @property
-    def control(self) -> str:
-        return str(self.catalog["control"])
-
-    @property
-    def costs(self) -> np.ndarray:
-        return np.array([float(a.get("cost", 0.0)) for a in self.catalog["actions"]])
-
-
-def _catalog(actions: list[dict[str, Any]], control: str, currency: str = "EUR") -> dict[str, Any]:
-    return {
-        "version": "external-1",
-        "currency": currency,
-        "channels": ["email"],
-        "control": control,
-        "actions": actions,
-    }
-
-
-def _timestamps(n: int, rng: np.random.Generator) -> pd.Series:
-    return pd.Series(START + pd.to_timedelta(rng.integers(0, 60 * 86_400, n), unit="s"))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def targeted_policy(drivers: np.ndarray, n_actions: int, rng: np.random.Generator, floor: float = 0.05) -> np.ndarray:
-    """A confounded logging policy: a softmax over actions of random linear scores of ``drivers`` (features
-    that also drive outcomes), mixed with a floor so every action keeps probability >= ``floor`` / A * A."""
-    z = (drivers - drivers.mean(axis=0)) / (drivers.std(axis=0) + 1e-12)
-    weights = rng.normal(0.0, 1.2, size=(z.shape[1], n_actions))
-    probs = _softmax(z @ weights)
-    return (1 - floor * n_actions) * probs + floor if floor * n_actions < 1 else probs
-
-
-def _draw(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    u = rng.random(probs.shape[0])[:, None]
-    drawn: np.ndarray = (probs.cumsum(axis=1) < u).sum(axis=1)
-    return np.minimum(drawn, probs.shape[1] - 1)
-
-
-def _split(n_total: int, n_log: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    order = rng.permutation(n_total)
-    return order[:n_log], order[n_log:]
-
-
-def _arm_scenario(
-    meta: tuple[str, str],
-    data: pd.DataFrame,
-    ids: np.ndarray,
-    rows: tuple[np.ndarray, np.ndarray],
-    rng: np.random.Generator,
-    taken: tuple[Sequence[str], np.ndarray],
-    outcome: tuple[np.ndarray, np.ndarray],
-    probs: np.ndarray,
-    net: np.ndarray,
-    values: dict[str, float],
-    send_cost: dict[str, float],
-    catalog_value: float,
-) -> Scenario:
-    """A scenario whose first arm is the control and whose arms are worth ``catalog_value`` per conversion in
-    the catalog: ``meta`` = (name, description); the log holds the ``rows[0]`` customers with the arm each was
-    given (``taken`` = (arm names, codes)), its ``outcome`` (converted, revenue) and its probability under
-    ``probs`` (every customer x arm); the held-out customers are ``rows[1]``, valued by ``net``."""
-    log_rows, hold_rows = rows
-    arms, chosen = taken
-    log = pd.DataFrame({"customer_id": ids[log_rows], "event_timestamp": _timestamps(len(log_rows), rng)})
-    log = pd.concat([log, data.iloc[log_rows].reset_index(drop=True)], axis=1)
-    log["action"] = np.array(arms, dtype=object)[chosen]
-    log["converted"], log["revenue"] = outcome
-    log["propensity"] = probs[log_rows, chosen]
-    holdout = pd.concat(
-        [pd.DataFrame({"customer_id": ids[hold_rows]}), data.iloc[hold_rows].reset_index(drop=True)], axis=1
-    )
-    actions = [
-        {
-            "id": a,
-            "channels": ["email"],
-            "category": "none" if a == arms[0] else "promo",
-            "value": catalog_value,
-            "cost": send_cost[a],
-        }
-        for a in arms
-    ]
-    return Scenario(
-        name=meta[0],
-        description=meta[1],
-        log=log,
-        holdout=holdout,
-        truth=net[hold_rows],
-        catalog=_catalog(actions, arms[0]),
-        features=list(data.columns),
-        log_policy=probs[log_rows],
-        holdout_policy=probs[hold_rows],
-        value_per_conversion=values,
-    )
+__all__ = ["PROBES", "SCENARIOS", "Scenario", "nie_wager", "obp_bandit", "uplift_classification", "uplift_logistic"]
 
 
 # --- causalml make_uplift_classification -------------------------------------------------------------------
@@ -348,161 +239,6 @@ def nie_wager(mode: int, n_log: int, n_holdout: int, seed: int) -> Scenario:
         log_policy=np.column_stack([1 - e, e])[log_rows],
         holdout_policy=np.column_stack([1 - e, e])[hold_rows],
         outcome="continuous",
-    )
-
-
-# --- obp SyntheticBanditDataset ---------------------------------------------------------------------------
-OBP_ACTIONS = ("hold", "offer_a", "offer_b", "offer_c", "offer_d", "offer_e")
-OBP_COSTS = (0.0, 0.02, 0.02, 0.03, 0.03, 0.05)
-
-
-def _bandit_frames(
-    fb: dict[str, Any], hold: dict[str, Any], names: Sequence[str], seed: int, outcomes: dict[str, np.ndarray]
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """(log, held-out customers, feature names) from obp's logged feedback ``fb`` and the held-out draw
-    ``hold``: UUID customer ids, the contexts as features, the logged action, ``outcomes`` and its pscore."""
-    rng = np.random.default_rng(seed)
-    n_log, n_holdout = len(fb["action"]), len(hold["action"])
-    feats = [f"c{j}" for j in range(fb["context"].shape[1])]
-    ids = [str(uuid.UUID(int=int(v))) for v in rng.integers(0, 2**63, n_log + n_holdout)]
-    log = pd.DataFrame({"customer_id": ids[:n_log], "event_timestamp": _timestamps(n_log, rng)})
-    log = pd.concat([log, pd.DataFrame(fb["context"], columns=feats)], axis=1)
-    log["action"] = np.array(names, dtype=object)[fb["action"]]
-    for column, values in outcomes.items():
-        log[column] = values
-    log["propensity"] = fb["pscore"]
-    holdout = pd.concat(
-        [pd.DataFrame({"customer_id": ids[n_log:]}), pd.DataFrame(hold["context"], columns=feats)], axis=1
-    )
-    return log, holdout, feats
-
-
-def obp_bandit(
-    n_log: int, n_holdout: int, seed: int, targeted: bool = False, uniform_share: float = 0.3, sharpness: float = 1.0
-) -> Scenario:
-    """``targeted``: a softmax policy mixed with ``uniform_share`` of uniform (0.3: every action keeps >= 5%;
-    smaller shares and a ``sharpness`` above 1 give the thin logs of a production bandit)."""
-    from obp.dataset import SyntheticBanditDataset, logistic_reward_function
-
-    k, dim = len(OBP_ACTIONS), 6
-    policy_rng = np.random.default_rng(seed + 1)
-    weights = sharpness * policy_rng.normal(0.0, 0.8, size=(dim, k))
-
-    def targeted_behaviour(context: np.ndarray, action_context: np.ndarray, random_state: int | None = None) -> Any:
-        probs = _softmax(context @ weights)
-        return (1.0 - uniform_share) * probs + uniform_share / k
-
-    def behaviour(context: np.ndarray) -> np.ndarray:
-        if targeted:
-            return np.asarray(targeted_behaviour(context, np.eye(k)))
-        return np.full((context.shape[0], k), 1.0 / k)
-
-    dataset = SyntheticBanditDataset(
-        n_actions=k,
-        dim_context=dim,
-        reward_type="binary",
-        reward_function=logistic_reward_function,
-        behavior_policy_function=targeted_behaviour if targeted else None,
-        random_state=seed,
-    )
-    fb = dataset.obtain_batch_bandit_feedback(n_rounds=n_log)
-    hold = dataset.obtain_batch_bandit_feedback(n_rounds=n_holdout)
-    clicks = fb["reward"].astype(int)
-    log, holdout, feats = _bandit_frames(fb, hold, OBP_ACTIONS, seed, {"converted": clicks, "revenue": clicks * 1.0})
-    truth = hold["expected_reward"] * 1.0 - np.asarray(OBP_COSTS)[None, :]
-    actions = [
-        {"id": a, "channels": ["email"], "category": "none" if a == "hold" else "promo", "value": 1, "cost": c}
-        for a, c in zip(OBP_ACTIONS, OBP_COSTS, strict=True)
-    ]
-    return Scenario(
-        name="obp_targeted" if targeted else "obp",
-        description="obp SyntheticBanditDataset, 6 actions, logistic clicks worth 1, control 'hold'",
-        log=log,
-        holdout=holdout,
-        truth=truth,
-        catalog=_catalog(actions, "hold"),
-        features=feats,
-        log_policy=behaviour(fb["context"]),
-        holdout_policy=behaviour(hold["context"]),
-        value_per_conversion=dict.fromkeys(OBP_ACTIONS, 1.0),
-    )
-
-
-OBP_CONTINUOUS_ACTIONS = 10
-OBP_CONTINUOUS_COST = 0.1  # per send of any action but the control
-
-
-def obp_continuous(n_log: int, n_holdout: int, seed: int) -> Scenario:
-    """obp's ``SyntheticBanditDataset`` with a continuous reward (an order value, linear in the context and
-    the action, Gaussian noise of sd 1), ten actions, and obp's own linear logging policy (not uniform:
-    probabilities 0.06-0.14 per action). The first action is the control; the others cost 0.1 per send."""
-    from obp.dataset import SyntheticBanditDataset, linear_behavior_policy, linear_reward_function
-
-    k, dim = OBP_CONTINUOUS_ACTIONS, 5
-    dataset = SyntheticBanditDataset(
-        n_actions=k,
-        dim_context=dim,
-        reward_type="continuous",
-        reward_function=linear_reward_function,
-        behavior_policy_function=linear_behavior_policy,
-        random_state=seed,
-    )
-    fb = dataset.obtain_batch_bandit_feedback(n_rounds=n_log)
-    hold = dataset.obtain_batch_bandit_feedback(n_rounds=n_holdout)
-
-    def policy(context: np.ndarray) -> np.ndarray:  # the logging probabilities, as the generator drew them
-        return np.asarray(linear_behavior_policy(context, dataset.action_context, random_state=seed))
-
-    names = ["control", *(f"action_{j}" for j in range(1, k))]
-    costs = np.array([0.0, *([OBP_CONTINUOUS_COST] * (k - 1))])
-    log, holdout, feats = _bandit_frames(fb, hold, names, seed, {"revenue": fb["reward"].astype(float)})
-    actions = [
-        {"id": a, "channels": ["email"], "category": "none" if j == 0 else "promo", "value": 1, "cost": float(c)}
-        for j, (a, c) in enumerate(zip(names, costs, strict=True))
-    ]
-    return Scenario(
-        name="obp_continuous",
-        description="obp SyntheticBanditDataset, 10 actions, continuous linear reward, obp's linear logging policy",
-        log=log,
-        holdout=holdout,
-        truth=hold["expected_reward"] - costs[None, :],
-        catalog=_catalog(actions, "control"),
-        features=feats,
-        log_policy=policy(fb["context"]),
-        holdout_policy=policy(hold["context"]),
-        outcome="continuous",
-    )
-
-
-def obp_many(n_log: int, n_holdout: int, seed: int, k: int = 20) -> Scenario:
-    """obp's ``SyntheticBanditDataset`` with ``k`` actions logged uniformly (logistic clicks worth 1, the
-    control ``hold``, a cost per send drawn between 0 and 0.05 per action): few rows per action."""
-    from obp.dataset import SyntheticBanditDataset, logistic_reward_function
-
-    dataset = SyntheticBanditDataset(
-        n_actions=k, dim_context=6, reward_type="binary", reward_function=logistic_reward_function, random_state=seed
-    )
-    fb = dataset.obtain_batch_bandit_feedback(n_rounds=n_log)
-    hold = dataset.obtain_batch_bandit_feedback(n_rounds=n_holdout)
-    names = ["hold", *(f"offer_{j:02d}" for j in range(1, k))]
-    costs = np.array([0.0, *np.random.default_rng(seed + 1).uniform(0.0, 0.05, k - 1).round(3)])
-    clicks = fb["reward"].astype(int)
-    log, holdout, feats = _bandit_frames(fb, hold, names, seed, {"converted": clicks, "revenue": clicks * 1.0})
-    actions = [
-        {"id": a, "channels": ["email"], "category": "none" if j == 0 else "promo", "value": 1, "cost": float(c)}
-        for j, (a, c) in enumerate(zip(names, costs, strict=True))
-    ]
-    return Scenario(
-        name="obp_many",
-        description=f"obp SyntheticBanditDataset, {k} actions logged uniformly, clicks worth 1",
-        log=log,
-        holdout=holdout,
-        truth=hold["expected_reward"] - costs[None, :],
-        catalog=_catalog(actions, "hold"),
-        features=feats,
-        log_policy=np.full((n_log, k), 1.0 / k),
-        holdout_policy=np.full((n_holdout, k), 1.0 / k),
-        value_per_conversion=dict.fromkeys(names, 1.0),
     )
 
 

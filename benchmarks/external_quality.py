@@ -186,7 +186,7 @@ def _decoded(sc: Any, frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 # --- the run ----------------------------------------------------------------------------------------------------
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    for name in ("_scenarios.py", "_references.py"):
+    for name in ("_scenario_base.py", "_scenarios.py", "_obp_scenarios.py", "_references.py"):
         digest.update((HERE / name).read_bytes())
     return digest.hexdigest()[:12]
 
