@@ -163,13 +163,14 @@ def run_batch(
             history_time += time.perf_counter() - t0
         t0 = time.perf_counter()
         X = model.encoder.transform_columns(part, len(part_ids))
-        p, revenue = model.predict(X, scored, threads=2)
+        p, revenue, average_effect = model.score(X, scored, threads=2)
         decisions = decide_batch(
             policy,
             part_ids,
             part,
             p,
             revenue,
+            average_effect=average_effect,
             channel=channel,
             now=int(now),
             candidates=scored,

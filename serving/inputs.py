@@ -135,6 +135,16 @@ def decide_one(
         request = DecisionRequest(
             request.customer_id, request.channel, request.now, request.decision_id, scored, request.context
         )
-    p, revenue = model.predict_records([features], scored)
-    decision = policy.decide(request, features, history, p[0], revenue[0], model.decision_margin, model.value_scale)
+    scores = model.score(model.encoder.transform_records([features]), scored)
+    average_effect = None if scores.average_effect is None else scores.average_effect[0]
+    decision = policy.decide(
+        request,
+        features,
+        history,
+        scores.p_convert[0],
+        scores.revenue[0],
+        model.decision_margin,
+        model.value_scale,
+        average_effect,
+    )
     return decision, row, history, None

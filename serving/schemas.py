@@ -118,6 +118,12 @@ class CandidateOut(_Strict):
     cost: float = Field(description="Fixed cost of the action.")
     lever: float = Field(description="Business lever (catalog lever x rule levers).")
     net_value: float = Field(description="((expected revenue - expected revenue of doing nothing) - cost) x lever.")
+    average_effect: bool = Field(
+        False,
+        description="True when the model scored this action by its average effect, not this customer's own: the "
+        "log it learned from rarely tried the action (or the control) for customers like this one, and its "
+        "learners disagreed on whether the action helps them.",
+    )
 
 
 class SuppressionOut(_Strict):

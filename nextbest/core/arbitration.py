@@ -33,6 +33,8 @@ class ScoreBreakdown:
     cost: Array  # fixed cost of sending a
     lever: Array  # business weight
     net_value: Array  # ((r_a - r_control) - cost_a) * lever_a; 0 for the control
+    # where the model used the action's average effect, not the customer's own (its overlap guard); None: nowhere
+    average_effect: Array | None = None
 
     def row(self, i: int) -> list[dict[str, float | str]]:
         """One customer's breakdown as plain records (for responses and logs)."""
@@ -56,10 +58,12 @@ def score_breakdown(
     p_convert: Array,
     expected_revenue: Array,
     levers: Array | None = None,
+    average_effect: Array | None = None,
 ) -> ScoreBreakdown:
     """Expected net value of every candidate; ``p_convert`` and ``expected_revenue`` are (n, K) in
     ``action_ids`` order, which must include the catalog's control. ``levers`` overrides catalog levers
-    (e.g. after rule levers were applied), shape (K,) or (n, K)."""
+    (e.g. after rule levers were applied), shape (K,) or (n, K); ``average_effect``: the (n, K) mask of the
+    model's scores that are an action's average effect rather than the customer's own (carried through)."""
     p = np.atleast_2d(np.asarray(p_convert, dtype=np.float64))
     rev = np.atleast_2d(np.asarray(expected_revenue, dtype=np.float64))
     if p.shape != rev.shape or p.shape[1] != len(action_ids):
@@ -81,6 +85,7 @@ def score_breakdown(
         cost=cost,
         lever=lever,
         net_value=net,
+        average_effect=None if average_effect is None else np.atleast_2d(np.asarray(average_effect, dtype=bool)),
     )
 
 

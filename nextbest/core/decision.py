@@ -55,6 +55,7 @@ class CandidateScore(NamedTuple):
     cost: float
     lever: float  # catalog lever × rule levers
     net_value: float
+    average_effect: bool = False  # the action's average effect stood in for the customer's own (overlap guard)
 
 
 class Suppression(NamedTuple):
@@ -142,16 +143,21 @@ class DecisionPolicy:
         expected_revenue: np.ndarray,
         margin: float = 0.0,
         scale: float | None = None,
+        average_effect: np.ndarray | None = None,
     ) -> Decision:
         """``features``: served values by name (None when missing); ``history``: a map from
         :class:`HistoryBuilder` (None = never contacted); scores are (K,) in :meth:`candidates` order;
         ``margin``: the model's decision margin (act only when the net value exceeds it); ``scale``: the
-        model's value scale, for value-aware exploration (None: uniform exploration)."""
+        model's value scale, for value-aware exploration (None: uniform exploration); ``average_effect``: (K,)
+        where the model scored an action by its average effect (``PolicyModel.score``; None: nowhere)."""
         cands = self.candidates(request.channel, request.candidates)
         p = _scores(p_convert, len(cands), "p_convert")
         rev = _scores(expected_revenue, len(cands), "expected_revenue")
         rules = self.rules(request, features, history)
-        scores = score_breakdown(self.catalog, cands, p[None, :], rev[None, :], self.levers(cands) * rules.lever)
+        mask = None if average_effect is None else np.asarray(average_effect, dtype=bool).reshape(1, len(cands))
+        scores = score_breakdown(
+            self.catalog, cands, p[None, :], rev[None, :], self.levers(cands) * rules.lever, average_effect=mask
+        )
         eligible = ~rules.suppressed
         eligible[scores.control_index] = True
         greedy = int(choose(scores.net_value, eligible[None, :], scores.control_index, margin)[0])
@@ -185,8 +191,9 @@ class DecisionPolicy:
         ok = eligible.tolist()
         p, u, v = scores.propensity[row].tolist(), scores.uplift[row].tolist(), scores.value[row].tolist()
         c, lv, net = scores.cost[row].tolist(), scores.lever[row].tolist(), scores.net_value[row].tolist()
+        ae = [False] * len(cands) if scores.average_effect is None else scores.average_effect[row].tolist()
         ranked = tuple(
-            CandidateScore(cands[k], r + 1, bool(ok[k]), p[k], u[k], v[k], c[k], lv[k], net[k])
+            CandidateScore(cands[k], r + 1, bool(ok[k]), p[k], u[k], v[k], c[k], lv[k], net[k], ae[k])
             for r, k in enumerate(order)
         )
         return Decision(

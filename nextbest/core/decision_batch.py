@@ -80,6 +80,9 @@ class BatchDecisions:
             "propensity": self.scores.propensity[rows, idx],
             "uplift": self.scores.uplift[rows, idx],
             "net_value": self.scores.net_value[rows, idx],
+            "average_effect": np.zeros(len(self), dtype=bool)
+            if self.scores.average_effect is None
+            else self.scores.average_effect[rows, idx],
             "ruleset_version": [self.policy.ruleset.version] * len(self),
             "degraded": np.zeros(len(self), dtype=bool) if degraded is None else degraded,
             "reason": [None if d is None else d.reason for d in self.degradations] or [None] * len(self),
@@ -94,6 +97,7 @@ class BatchDecisions:
             for name in ("propensity", "uplift", "net_value", *(f"net_value__{a}" for a in self.candidates)):
                 if name in out:
                     out[name] = np.where(degraded, np.nan, out[name])
+            out["average_effect"] = out["average_effect"] & ~degraded
             if explain:  # a fallback explains suppressions only when the customer's features were known
                 blank = [d is not None and not d.with_rules for d in self.degradations]
                 out["suppressed"] = ["" if b else text for b, text in zip(blank, out["suppressed"], strict=True)]
@@ -140,12 +144,14 @@ def decide_batch(
     margin: float = 0.0,
     scale: float | None = None,
     degradations: Sequence[Degradation | None] | None = None,
+    average_effect: np.ndarray | None = None,
 ) -> BatchDecisions:
     """Decide for n customers (``margin`` and ``scale`` as in :meth:`DecisionPolicy.decide`). ``features`` maps
     feature name -> n values (None/NaN missing); ``degradations`` (one per customer, None where the model
     decides) serve the control action to the rows that have one; ``histories``
     (one map per customer) defaults to "never contacted"; ``decision_ids`` default to ``batch-<now>:<id>``,
-    which keeps a re-run of the same batch identical (exploration draws come from the decision id)."""
+    which keeps a re-run of the same batch identical (exploration draws come from the decision id);
+    ``average_effect``: the (n, K) mask of scores that are an action's average effect (``PolicyModel.score``)."""
     cands = policy.candidates(channel, candidates)
     ids = list(customer_ids.tolist() if isinstance(customer_ids, np.ndarray) else customer_ids)
     n, k = len(ids), len(cands)
@@ -155,6 +161,8 @@ def decide_batch(
         raise DataError(f"scores must be ({n}, {k}) in candidate order; got {p.shape} and {rev.shape}")
     if not (np.isfinite(p).all() and np.isfinite(rev).all()):
         raise DataError("scores contain non-finite values")
+    if average_effect is not None and np.shape(average_effect) != (n, k):
+        raise DataError(f"average_effect must be ({n}, {k}) in candidate order; got {np.shape(average_effect)}")
     if histories is not None and len(histories) != n:
         raise DataError(f"histories must have one map per customer ({n}); got {len(histories)}")
     if degradations is not None and len(degradations) != n:
@@ -164,7 +172,8 @@ def decide_batch(
         raise DataError(f"decision_ids must have one id per customer ({n}); got {len(dids)}")
     info = RequestInfo(channel, int(now), dict(context or {}))
     rules = evaluate_batch(policy.engine, cands, features, info, histories, n)
-    scores = score_breakdown(policy.catalog, cands, p, rev, policy.levers(cands)[None, :] * rules.lever)
+    levers = policy.levers(cands)[None, :] * rules.lever
+    scores = score_breakdown(policy.catalog, cands, p, rev, levers, average_effect=average_effect)
     eligible = ~rules.suppressed
     eligible[:, scores.control_index] = True
     greedy = choose(scores.net_value, eligible, scores.control_index, margin)

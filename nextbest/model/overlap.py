@@ -116,18 +116,31 @@ class OverlapGuard:
     ) -> Array:
         """The blend's expected ``revenue`` (n, len(actions)) with guarded effects replaced; unchanged when the
         control is not among ``actions`` (no effect to guard) or the blend has fewer than two learners."""
+        return self.apply_masked(X, actions, control, revenue, member_revenue, threads)[0]
+
+    def apply_masked(
+        self,
+        X: Array,
+        actions: Sequence[str],
+        control: str,
+        revenue: Array,
+        member_revenue: Sequence[Array],
+        threads: int = 1,
+    ) -> tuple[Array, Array | None]:
+        """:meth:`apply`, and the (n, len(actions)) mask of the customer-actions whose effect it replaced by the
+        average (None when it replaced none)."""
         if control not in actions or len(member_revenue) < 2:
-            return revenue
+            return revenue, None
         costs, average = self._arrays(tuple(actions))
         nets = [m - costs[None, :] for m in member_revenue]
         index = list(actions).index(control)
         disagree = disagreement(nets, index)
         if not disagree.any():  # the usual case: no propensity needed
-            return revenue
+            return revenue, None
         propensity = self.propensity(X, actions, threads)
-        net, _ = guard(revenue - costs[None, :], nets, propensity, index, average, self.threshold, disagree)
+        net, mask = guard(revenue - costs[None, :], nets, propensity, index, average, self.threshold, disagree)
         guarded: Array = net + costs[None, :]
-        return guarded
+        return guarded, (mask if mask.any() else None)
 
     def _arrays(self, actions: tuple[str, ...]) -> tuple[Array, Array]:
         """(costs, average net values) in the order of ``actions``, built once per order."""

@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightgbm as lgb
 import numpy as np
@@ -46,6 +46,7 @@ __all__ = [
     "Kind",
     "Member",
     "PolicyModel",
+    "Scores",
     "ValueHead",
 ]
 FORMAT_VERSION = 3
@@ -53,6 +54,15 @@ FORMAT_VERSION = 3
 READABLE_FORMATS = (1, 2, 3)
 _EPS = EPS
 _booster_predict = booster_predict  # the name tests and benchmarks import
+
+
+class Scores(NamedTuple):
+    """A model's scores for (n, K) customer-actions."""
+
+    p_convert: np.ndarray
+    revenue: np.ndarray  # expected revenue
+    # where the overlap guard replaced the customer's own effect by the action's average (None: nowhere)
+    average_effect: np.ndarray | None = None
 
 
 @dataclass
@@ -76,13 +86,18 @@ class PolicyModel:
         self, X: np.ndarray, actions: Sequence[str] | None = None, threads: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """(p_convert, expected_revenue), each (n, K) for ``actions`` (default: all model actions)."""
+        scores = self.score(X, actions, threads)
+        return scores.p_convert, scores.revenue
+
+    def score(self, X: np.ndarray, actions: Sequence[str] | None = None, threads: int = 1) -> Scores:
+        """:meth:`predict`, and which customer-actions the overlap guard gave the average effect."""
         wanted = tuple(actions) if actions is not None else self.action_ids
         unknown = [a for a in wanted if a not in self.action_ids]
         if unknown:
             raise ValueError(f"model {self.metadata.get('name', '')} has no scores for action(s) {unknown}")
         p = calibrated(self.conversion.predict(X, wanted, self.control, threads), self.calibration)
         if not self.members:
-            return p, p * self.value.predict(X, wanted, threads)
+            return Scores(p, p * self.value.predict(X, wanted, threads))
         value: np.ndarray | None = None
         revenue = np.zeros_like(p)
         learners: list[np.ndarray] = []  # each learner's own expected revenue, for the overlap guard
@@ -98,9 +113,10 @@ class PolicyModel:
             revenue += member.weight * own
             if member.head is not None and member.weight > 0:
                 learners.append(own)
+        average_effect = None
         if self.overlap is not None:
-            revenue = self.overlap.apply(X, wanted, self.control, revenue, learners, threads)
-        return p, revenue
+            revenue, average_effect = self.overlap.apply_masked(X, wanted, self.control, revenue, learners, threads)
+        return Scores(p, revenue, average_effect)
 
     @property
     def value_scale(self) -> float | None:
@@ -115,11 +131,6 @@ class PolicyModel:
         heads = {id(self.conversion): self.conversion, **{id(m.head): m.head for m in self.members if m.head}}
         guard = self.overlap.trees if self.overlap is not None else 0
         return sum(h.trees for h in heads.values()) + self.value.trees + guard
-
-    def predict_records(
-        self, rows: Sequence[dict[str, Any]], actions: Sequence[str] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        return self.predict(self.encoder.transform_records(rows), actions)
 
     # Persistence --------------------------------------------------------------------------------------------
     def save(self, directory: Path) -> Path:

@@ -189,6 +189,36 @@ def test_batch_rows_equal_single_decisions(catalog: ActionCatalog, shipped: Rule
         decide_batch(policy, np.arange(n), features, p[:, :3], rev[:, :3], channel="email", now=NOW)
 
 
+def test_an_average_effect_is_flagged_on_its_candidate_in_single_and_batch_decisions(
+    catalog: ActionCatalog, shipped: Ruleset
+) -> None:
+    """Where the model's overlap guard scored an action by its average effect, the decision says so on that
+    candidate (and the batch output on the served action), single and batch alike."""
+    policy = DecisionPolicy(catalog, shipped, Exploration(rate=0.2, control_share=0.0))
+    rng = np.random.default_rng(8)
+    n = 60
+    features = {name: np.full(n, value, dtype=object) for name, value in HAPPY.items()}
+    cands = policy.candidates("email")
+    p = rng.uniform(0.05, 0.3, (n, len(cands)))
+    rev = p * 55.0
+    mask = rng.random((n, len(cands))) < 0.3
+    mask[:, cands.index(catalog.control)] = False
+    batch = decide_batch(policy, np.arange(1, n + 1), features, p, rev, channel="email", now=NOW, average_effect=mask)
+    served = batch.columns()
+    for i in range(n):
+        request = DecisionRequest(i + 1, "email", NOW, batch.decision_ids[i])
+        single = policy.decide(request, HAPPY, None, p[i], rev[i], average_effect=mask[i])
+        assert batch.decision(i) == single, i
+        flagged = {c.action: c.average_effect for c in single.candidates}
+        assert flagged == dict(zip(cands, mask[i].tolist(), strict=True))
+        assert served["average_effect"][i] == mask[i, cands.index(single.action)]
+    assert served["average_effect"].any() and not served["average_effect"].all()
+    plain = policy.decide(DecisionRequest(1, "email", NOW, "d-1"), HAPPY, None, p[0], rev[0])
+    assert not any(c.average_effect for c in plain.candidates)
+    with pytest.raises(DataError, match=r"average_effect must be \(60, 5\)"):
+        decide_batch(policy, np.arange(n), features, p, rev, channel="email", now=NOW, average_effect=mask[:, :2])
+
+
 def test_degraded_batch_rows_equal_single_fallbacks(catalog: ActionCatalog, shipped: Ruleset) -> None:
     """A batch row with a degradation (unknown customer, stale features) is served exactly what /decide's
     fallback serves: the control action, probability 1, its reason, rule hits only when features were known."""

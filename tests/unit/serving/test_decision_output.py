@@ -44,7 +44,8 @@ def test_body_and_record_are_rendered_from_one_served_decision() -> None:
     request = DecisionRequest("C7", "email", 1_764_562_314, "d-1", cands, {"page": "cart"})
     features = {"email_opt_in": 0, "open_tickets": 1, "tier": "gold"}
     p = np.linspace(0.05, 0.3, len(cands))
-    decision = policy.decide(request, features, None, p, p * 60.0)
+    guarded = np.arange(len(cands)) == 1  # the model scored this one action by its average effect
+    decision = policy.decide(request, features, None, p, p * 60.0, average_effect=guarded)
     assert decision.suppressed, "the consent and ticket rules suppress something: the record must carry it"
     served = ServedDecision.of(
         decision, catalog, customer_id="C7", channel="email", request_id="r-1", model_version="3",
@@ -53,6 +54,7 @@ def test_body_and_record_are_rendered_from_one_served_decision() -> None:
     body, record = render(served, features)
     assert body == respond(served)
     assert DecisionResponse.model_validate(body).model_dump(mode="json") == body
+    assert {c["action"] for c in body["candidates"] if c["average_effect"]} == {cands[1]}
     assert record.scores == body["candidates"] and record.features == features
     assert [h["suppressed"] for h in record.rule_hits if "suppressed" in h] == body["suppressed"]
     assert record.action_channel == catalog.delivery_channel("email", decision.action)

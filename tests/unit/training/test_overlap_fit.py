@@ -142,8 +142,12 @@ def test_a_model_trained_on_a_confounded_log_carries_the_guard_and_it_treats_mor
     assert any(n.startswith("overlap guard:") for n in result.notes)
     held = confounded_log(4000, 4)
     X = model.encoder.transform_frame(held)
-    _, revenue = model.predict(X)
+    _, revenue, average_effect = model.score(X)
     _, unguarded = replace(model, overlap=None).predict(X)
+    # the scores say where the average effect stood in: exactly where the guard changed them
+    assert average_effect is not None and not average_effect[:, HOLD].any()
+    changed = np.abs(revenue[:, OFFER] - unguarded[:, OFFER]) > 1e-9  # (r - cost) + cost: rounding elsewhere
+    np.testing.assert_array_equal(average_effect[:, OFFER], changed)
     net = revenue - CATALOG.costs[None, :]
     net_unguarded = unguarded - CATALOG.costs[None, :]
     treated = (net[:, OFFER] > net[:, HOLD]).mean()
