@@ -86,8 +86,9 @@ def choose_blend(
     q_plain = sum(w * q for w, q in zip(learner_weights, q_learners, strict=True))
     assert isinstance(q_plain, np.ndarray)
     if cfg.stacking:
-        shrink, average, shrink_gate = stacking.shrinkage(q_plain, gamma, control, folds)
-        gates["shrinkage"] = shrink_gate.as_dict()
+        shrunk = stacking.shrinkage(q_plain, gamma, control, folds)
+        shrink, average = shrunk.weight, shrunk.average
+        gates["shrinkage"] = shrunk.as_dict()
     else:
         shrink, average = 0.0, q_plain.mean(axis=0)
     weights = np.append((1.0 - shrink) * learner_weights, shrink)  # the learners, then the average member
