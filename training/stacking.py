@@ -58,7 +58,7 @@ MIN_BLEND_WEIGHT = 0.05  # learners below this share of the blend are dropped (a
 MARGIN_GRID = (0.0, 0.005, 0.01, 0.02, 0.05)  # in units of the standard deviation of the logged net reward
 MAX_LOGGED_PROPENSITY = 0.95  # rows logged with more certainty say nothing about the other actions (margin)
 MIN_MARGIN_ROWS = 1000  # fewer rows with overlap: no margin
-GATE_Z = 2.0  # a blend is kept when better out of sample by this many standard errors
+GATE_Z = 2.0  # a blend or a shrinkage is kept when better out of sample by this many standard errors
 SHRINK_Z = 0.0  # a shrinkage where the blend's spread explains nothing out of sample: when better at all
 
 
