@@ -113,22 +113,10 @@ class OverlapGuard:
         revenue: Array,
         member_revenue: Sequence[Array],
         threads: int = 1,
-    ) -> Array:
-        """The blend's expected ``revenue`` (n, len(actions)) with guarded effects replaced; unchanged when the
-        control is not among ``actions`` (no effect to guard) or the blend has fewer than two learners."""
-        return self.apply_masked(X, actions, control, revenue, member_revenue, threads)[0]
-
-    def apply_masked(
-        self,
-        X: Array,
-        actions: Sequence[str],
-        control: str,
-        revenue: Array,
-        member_revenue: Sequence[Array],
-        threads: int = 1,
     ) -> tuple[Array, Array | None]:
-        """:meth:`apply`, and the (n, len(actions)) mask of the customer-actions whose effect it replaced by the
-        average (None when it replaced none)."""
+        """The blend's expected ``revenue`` (n, len(actions)) with guarded effects replaced, and the mask of the
+        customer-actions it replaced (None where it replaced none); unchanged when the control is not among
+        ``actions`` (no effect to guard) or the blend has fewer than two learners."""
         if control not in actions or len(member_revenue) < 2:
             return revenue, None
         costs, average = self._arrays(tuple(actions))

@@ -115,7 +115,7 @@ class PolicyModel:
                 learners.append(own)
         average_effect = None
         if self.overlap is not None:
-            revenue, average_effect = self.overlap.apply_masked(X, wanted, self.control, revenue, learners, threads)
+            revenue, average_effect = self.overlap.apply(X, wanted, self.control, revenue, learners, threads)
         return Scores(p, revenue, average_effect)
 
     @property

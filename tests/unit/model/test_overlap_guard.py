@@ -68,13 +68,15 @@ def test_the_guard_applies_to_expected_revenue_in_any_action_order_and_survives_
     a = np.array([[1.0, 1.4]] * 3) + costs  # expected revenue: promo +0.4 net
     b = np.array([[1.0, 0.8]] * 3) + costs  # promo -0.2 net
     revenue = (a + b) / 2
-    out = model.apply(X, ("none", "promo"), "none", revenue, [a, b])
+    out, mask = model.apply(X, ("none", "promo"), "none", revenue, [a, b])
     for row in (0, 2):  # thin on either side, and the learners disagree: the average net effect
         assert out[row, 1] - costs[1] - out[row, 0] == 0.5
     np.testing.assert_array_equal(out[1], revenue[1])
-    swapped = model.apply(X, ("promo", "none"), "none", revenue[:, ::-1], [a[:, ::-1], b[:, ::-1]])
+    assert mask is not None and mask.tolist() == [[False, True], [False, False], [False, True]]
+    swapped, _ = model.apply(X, ("promo", "none"), "none", revenue[:, ::-1], [a[:, ::-1], b[:, ::-1]])
     np.testing.assert_allclose(swapped, out[:, ::-1])
-    only = model.apply(X, ("promo",), "none", revenue[:, 1:], [a[:, 1:], b[:, 1:]])
+    only, none = model.apply(X, ("promo",), "none", revenue[:, 1:], [a[:, 1:], b[:, 1:]])
     np.testing.assert_array_equal(only, revenue[:, 1:])  # no control among the actions: no effect to guard
+    assert none is None
     loaded = OverlapGuard.load(model.save(tmp_path), tmp_path)
-    np.testing.assert_array_equal(loaded.apply(X, ("none", "promo"), "none", revenue, [a, b]), out)
+    np.testing.assert_array_equal(loaded.apply(X, ("none", "promo"), "none", revenue, [a, b])[0], out)
