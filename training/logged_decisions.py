@@ -112,10 +112,10 @@ def feature_columns(frame: pd.DataFrame, columns: list[str]) -> tuple[list[str],
             left_out.append(f"{name!r} (timestamps: give an age or a duration in days instead)")
         elif pd.api.types.is_numeric_dtype(column) or _numbers(column):
             numeric.append(name)
-        elif column.dropna().map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray)).any():
+        elif (values := column.dropna()).map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray)).any():
             left_out.append(f"{name!r} (lists or records)")
         else:
-            levels = int(column.dropna().astype(str).nunique())
+            levels = int(values.astype(str).nunique())
             if levels > MIN_IDENTIFIER_LEVELS and levels > MAX_LEVEL_SHARE * len(frame):
                 left_out.append(f"{name!r} ({levels:,} distinct values in {len(frame):,} rows: an identifier?)")
             else:
