@@ -106,7 +106,8 @@ def choose_blend(
             q_blend = overlap.q_blend if overlap.taken else q_blend
     if cfg.decision_margin == "auto":
         scale = stacking.value_scale(reward)
-        margin = stacking.choose_margin(q_blend, gamma, control, scale, propensity=d.propensity)
+        floor = cfg.decision_margin_floor
+        margin = stacking.choose_margin(q_blend, gamma, control, scale, propensity=d.propensity, floor=floor)
         margin_value, margin_evidence = margin.margin, {"relative": margin.relative, **margin.evidence}
     else:
         margin_value, margin_evidence = float(cfg.decision_margin), {"configured": float(cfg.decision_margin)}

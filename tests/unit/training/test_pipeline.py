@@ -60,6 +60,7 @@ def test_a_value_unit_of_one_acts_where_acting_pays(trained) -> None:  # type: i
     model = result.model
     assert model.control == "no_email" and model.value_scale is not None
     assert model.decision_margin <= 0.05 * model.value_scale + 1e-12 < 0.25  # in the data's own scale
+    assert model.decision_margin >= CFG.decision_margin_floor * model.value_scale - 1e-12 > 0  # at least the floor
     fresh, truth = visits(20_000, 2)
     p, revenue = model.predict(model.encoder.transform_frame(fresh))
     net = score_breakdown(CATALOG, CATALOG.ids, p, revenue).net_value
@@ -114,3 +115,39 @@ def test_an_outcome_that_is_never_zero_trains_on_revenue() -> None:
     chosen = choose(net, np.ones(net.shape, bool), 0, model.decision_margin)
     gains = x[:, 0] > 0  # the men's e-mail adds 0.25 net of its cost there and loses 0.35 elsewhere
     assert (chosen[gains] == 1).mean() > 0.8 and (chosen[~gains] == 1).mean() < 0.2
+
+
+def test_an_effect_the_same_for_everyone_treats_everyone_through_a_saved_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A continuous outcome with a difficult baseline and an effect that is the same for every customer (the
+    men's e-mail adds 0.5 net of its cost; the women's loses 0.1): the learners' differences between customers
+    are their own noise, explain nothing out of fold, and give way to the average, so every customer gets the
+    men's e-mail, after a save and load too."""
+    from nextbest.model.policy_model import PolicyModel
+
+    def log(n: int, seed: int) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(n, 4))
+        base = 2.0 * np.log1p(np.exp(x[:, 0] + x[:, 1] + x[:, 2]))
+        effect = np.array([0.0, 0.55, -0.05])
+        action = rng.integers(0, 3, n)
+        return pd.DataFrame(x, columns=["recency", "history", "web", "zip"]).assign(
+            customer_id=[f"E{i}" for i in range(n)],
+            action=np.array(CATALOG.ids)[action],
+            revenue=base + effect[action] + rng.normal(0.0, 1.0, n),
+            converted=1,
+            propensity=1 / 3,
+        )
+
+    frame = log(9_000, 11)
+    result = train(
+        from_frame(frame, CATALOG, "file:spend.parquet"), CATALOG, CFG.model_copy(update={"learners": ("s", "t")})
+    )
+    gates = result.chosen.valid_value["selection"]["gates"]["shrinkage"]
+    assert gates["spread"]["loss_difference"] >= 0 and gates["weight"] == 1.0, gates
+    assert result.model.metadata["blend"] == {"average": 1.0}
+    fresh = log(5_000, 12)
+    for model in (result.model, PolicyModel.load(result.model.save(tmp_path / "model"))):
+        p, revenue = model.predict(model.encoder.transform_frame(fresh))
+        net = score_breakdown(CATALOG, CATALOG.ids, p, revenue).net_value
+        chosen = choose(net, np.ones(net.shape, bool), 0, model.decision_margin)
+        assert (chosen == 1).all(), np.bincount(chosen, minlength=3)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from nextbest.core.arbitration import choose
 from nextbest.training import stacking
 
 N = 30_000
@@ -70,18 +71,21 @@ def test_shrinkage_is_taken_for_a_constant_effect_and_refused_for_a_real_spread(
     assert shrunk.spread.taken and not shrunk.gate.taken and shrunk.weight == 0.0
 
 
-def test_shrinkage_is_taken_when_it_wins_out_of_sample_by_less_than_the_blends_bar() -> None:
-    """A constant effect seen through a little noise: shrinking explains the DR contrasts better out of sample,
-    by fewer standard errors than a blend must win by. Shrinkage is one degree of freedom, already fitted out of
-    fold, and only removes variance, so it is taken: every customer gets the treatment that pays for everyone,
+def test_a_spread_that_explains_nothing_out_of_sample_gives_way_to_the_average() -> None:
+    """A constant effect seen through a little noise: the learner's differences between customers explain the
+    DR contrasts no better than its average out of sample, and the average is used alone, whatever the NNLS
+    weight fitted on the same noise would say: every customer gets the treatment that pays for everyone,
     where the unshrunk noise withheld it from some."""
-    rng = np.random.default_rng(6)
-    truth, gamma, folds = world(np.full(N, 0.05), 6)
+    rng = np.random.default_rng(12)
+    truth, gamma, folds = world(np.full(N, 0.05), 12)
     noisy = learner(truth, rng.normal(0.0, 0.03, N))
     assert (noisy[:, 1] - noisy[:, 0] < 0).any()  # the noise alone withholds the treatment from some customers
+    partial = stacking.nnls_weights([noisy, np.tile(noisy.mean(axis=0), (N, 1))], gamma, 0)[1]
+    assert partial < 0.6  # the in-sample weight of the average stops halfway
     shrunk = stacking.shrinkage(noisy, gamma, 0, folds)
-    assert shrunk.spread.gain >= 0  # the learner's differences between customers explain nothing out of sample
-    assert shrunk.gate.taken and -stacking.GATE_Z * shrunk.gate.se < shrunk.gate.gain < 0
+    assert shrunk.noise and shrunk.spread.gain >= 0  # the differences explain nothing out of sample
+    assert not shrunk.gate.taken  # shrinking wins by less than the blend's bar, and is taken anyway
+    assert shrunk.weight == 1.0 and shrunk.as_dict()["weight"] == 1.0 and shrunk.as_dict()["average_alone"]
     net = (1.0 - shrunk.weight) * noisy + shrunk.weight * shrunk.average[None, :]
     assert (net[:, 1] - net[:, 0] > 0).all()
 
@@ -96,7 +100,7 @@ def test_a_real_spread_is_not_shrunk_on_a_win_within_noise() -> None:
     truth, gamma, folds = world(0.15 * x, 28)
     noisy = learner(truth, rng.normal(0.0, 0.2, N))
     shrunk = stacking.shrinkage(noisy, gamma, 0, folds)
-    assert shrunk.spread.gain < 0 and shrunk.z == stacking.GATE_Z
+    assert shrunk.spread.gain < 0 and not shrunk.noise and shrunk.z == stacking.GATE_Z
     assert -stacking.GATE_Z * shrunk.gate.se < shrunk.gate.gain < 0  # shrinking wins, within noise
     assert not shrunk.gate.taken and shrunk.weight == 0.0
 
@@ -111,6 +115,44 @@ def test_the_margin_stays_zero_without_evidence_across_the_grid() -> None:
     choice = stacking.choose_margin(q, gamma, 0, stacking.value_scale(gamma[:, 0]))
     assert choice.margin == 0.0 and choice.relative == 0.0
     assert choice.evidence["z"] == pytest.approx(2.498, abs=1e-3)  # four margins tried
+
+
+def test_the_floor_is_the_margin_without_evidence_and_larger_ones_are_tried_against_it() -> None:
+    """With a floor, the margin is the floor unless a larger one pays beyond noise; margins below the floor are
+    not tried, and the bar counts only the margins above it."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=N)
+    truth, gamma, _ = world(0.2 * x, 5)
+    q = learner(truth, rng.normal(0.0, 0.02, N))
+    scale = stacking.value_scale(gamma[:, 0])
+    choice = stacking.choose_margin(q, gamma, 0, scale, floor=0.01)
+    assert choice.relative == 0.01 and choice.margin == pytest.approx(0.01 * scale)
+    assert [o["relative"] for o in choice.evidence["options"]] == [0.01, 0.02, 0.05]
+    assert choice.evidence["z"] == pytest.approx(2.241, abs=1e-3)  # two margins tried above the floor
+    truth, gamma, _ = world(0.2 * x, 6, noise=0.5)  # a learner overstating every gain: a larger margin still wins
+    overstated = learner(truth, 0.15 + rng.normal(0.0, 0.02, N))
+    choice = stacking.choose_margin(overstated, gamma, 0, stacking.value_scale(gamma[:, 0]), floor=0.01)
+    assert choice.relative == max(stacking.MARGIN_GRID)
+
+
+def test_a_floor_takes_customers_at_the_boundary_out_of_worse_off() -> None:
+    """An effect that crosses zero smoothly and an unbiased but noisy learner: customers whose true effect is
+    just below zero are treated when their noise lands above it. The floor withholds the smallest estimated
+    gains: fewer customers worse off, at almost the same value."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=N)
+    truth, gamma, _ = world(0.3 * x, 8)
+    q = learner(truth, rng.normal(0.0, 0.05, N))
+    scale = stacking.value_scale(gamma[:, 0])
+    rows = np.arange(N)
+    worse, value = [], []
+    for floor in (0.0, 0.01):
+        margin = stacking.choose_margin(q, gamma, 0, scale, floor=floor).margin
+        chosen = choose(q - q[:, [0]], np.ones(q.shape, dtype=bool), 0, margin)
+        worse.append(float((truth[rows, chosen] < truth[:, 0]).mean()))
+        value.append(float(truth[rows, chosen].mean()))
+    assert worse[1] < 0.9 * worse[0]
+    assert value[1] > value[0] - 0.001 * np.abs(truth[:, 1] - truth[:, 0]).mean()
 
 
 def test_a_margin_is_taken_when_acting_on_small_estimated_gains_loses() -> None:
