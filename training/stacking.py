@@ -189,8 +189,9 @@ def shrinkage(blend: Array, gamma: Array, control: int, folds: Array, z: float =
     flat = np.tile(average, (blend.shape[0], 1))
     spread = gate([flat], [blend], gamma, control, folds, z)
     evidence = gate([blend], [blend, flat], gamma, control, folds, z)
-    if spread.gain >= 0:
-        return Shrinkage(1.0, average, evidence, spread, z)
+    alone = Shrinkage(1.0, average, evidence, spread, z)
+    if alone.noise:
+        return alone
     if not evidence.taken:
         return Shrinkage(0.0, average, evidence, spread, z)
     weights = nnls_weights([blend, flat], gamma, control)
@@ -246,9 +247,7 @@ def choose_margin(
     base = policy_terms(q, gamma, control, floor * scale)
     best, best_value = floor, float(base.mean())
     options = []
-    for relative in sorted({floor, *grid}):
-        if relative < floor:
-            continue
+    for relative in [floor, *sorted(tried)]:
         terms = base if relative == floor else policy_terms(q, gamma, control, relative * scale)
         diff = ope.difference(terms, base, "dr")
         options.append({"relative": relative, "value": float(terms.mean()), "vs_floor": diff.as_dict()})
