@@ -6,7 +6,10 @@ the blend refitted on all N) and report on the N held-out customers: the chosen 
 ratio to the oracle, the lift capture (value - no action) / (oracle - no action), the share of customers
 given an action worse than doing nothing, and the same for the baselines, all computed in the same run.
 
-    python benchmarks/policy_quality.py [--sizes 10000 50000 200000] [--seed 7]
+    python benchmarks/policy_quality.py [--sizes 10000 50000 200000] [--seed 7] [--decision-margin-floor 0.01]
+
+``--decision-margin-floor`` overrides the default floor under the decision margin (in value scales; 0 gives the
+decisions of the version before the floor), to measure what it trades.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--decision-margin-floor", type=float, help="default: the training default (0.01)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -35,7 +39,8 @@ def main() -> None:
     from nextbest.world.config import WorldConfig
     from nextbest.world.generate import generate_world
 
-    cfg = TrainConfig(test_fraction=0.5)  # defaults otherwise: half the world is held out for the truth
+    overrides = {} if args.decision_margin_floor is None else {"decision_margin_floor": args.decision_margin_floor}
+    cfg = TrainConfig(test_fraction=0.5, **overrides)  # defaults otherwise: half the world is held out for the truth
     print(
         f"{'train customers':>15} {'policy':<20} {'true value':>10} {'vs oracle':>10} {'lift capture':>12} "
         f"{'worse than nothing':>18} {'DR value':>9}"
