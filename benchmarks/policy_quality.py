@@ -8,8 +8,8 @@ given an action worse than doing nothing, and the same for the baselines, all co
 
     python benchmarks/policy_quality.py [--sizes 10000 50000 200000] [--seed 7] [--decision-margin-floor 0.01]
 
-``--decision-margin-floor`` overrides the default floor under the decision margin (in value scales; 0 gives the
-decisions of the version before the floor), to measure what it trades.
+``--decision-margin-floor`` overrides the default floor under the decision margin (in value scales; 0: margin 0
+unless a larger one pays beyond noise, as before the floor), to measure what it trades.
 """
 
 from __future__ import annotations
