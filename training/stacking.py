@@ -212,9 +212,7 @@ def shrinkage(blend: Array, gamma: Array, control: int, folds: Array, z: float =
     flat = np.tile(average, (blend.shape[0], 1))
     spread = gate([flat], [blend], gamma, control, folds, z)
     evidence = gate([blend], [blend, flat], gamma, control, folds, z)
-    everyone = np.ones(blend.shape, dtype=bool)
-    own = choose(blend - blend[:, [control]], everyone, control)
-    flips = float((choose(flat - flat[:, [control]], everyone, control) != own).mean())
+    flips = float((greedy(blend, control) != greedy(average[None, :], control)).mean())
     shrunk = Shrinkage(1.0, average, evidence, spread, z, flips)
     if shrunk.alone:
         return shrunk
@@ -223,10 +221,14 @@ def shrinkage(blend: Array, gamma: Array, control: int, folds: Array, z: float =
     return replace(shrunk, weight=float(nnls_weights([blend, flat], gamma, control)[1]))
 
 
+def greedy(q: Array, control: int, margin: float = 0.0) -> Array:
+    """The action chosen per row on net values ``q`` with ``margin``, nothing suppressed."""
+    return choose(q - q[:, [control]], np.ones(q.shape, dtype=bool), control, margin)
+
+
 def policy_terms(q: Array, gamma: Array, control: int, margin: float) -> Array:
     """Per-row DR value terms of the greedy policy on ``q`` with ``margin`` (nothing suppressed)."""
-    chosen = choose(q - q[:, [control]], np.ones(q.shape, dtype=bool), control, margin)
-    terms: Array = gamma[np.arange(q.shape[0]), chosen]
+    terms: Array = gamma[np.arange(q.shape[0]), greedy(q, control, margin)]
     return terms
 
 
