@@ -12,6 +12,9 @@ are taken at every multiple in ``LADDER``, and the pipeline keeps the multiple w
 the doubly robust contrasts (``stacking.contrast_loss``), the decisions' own loss.
 
 Folds are drawn by a hash of (seed, customer id): a customer's rows are in one fold, as in ``dataset.split``.
+A fold model stops adding trees on the fold it scores (``crossfit_stopping: fold``, the default) or on a
+share of its own training rows (``inner``), which keeps the scored rows' outcomes out of its tree counts
+(docs/decision-quality.md, "Not settled": with ``fold`` the out-of-fold evidence leaked on the synthetic world).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from nextbest.model.descriptors import ActionDescriptors
 from nextbest.model.heads import ActionHead, Target, ValueHead
 from nextbest.training.config import BoosterParams, TrainConfig
 from nextbest.training.heads import Rows, constant_value_head, fit_value_head
-from nextbest.training.learners import LEARNERS, FitData, _Learner
+from nextbest.training.learners import INTERNAL_VALID, LEARNERS, FitData, _Learner
 
 Array = np.ndarray
 REFIT_TREES = 1.1  # the refit sees K/(K-1) times the rows of a fold model: a few more trees than the folds'
@@ -131,7 +134,8 @@ class CrossFitter:
         trees: dict[str, list[int]] = {}
         for f in range(self.k):
             self.say(f"cross-fit {spec.name}, fold {f + 1}/{self.k}")
-            train, held = self._target(spec, self.folds != f), self._target(spec, self.folds == f)
+            fit_rows, stop_rows = self._stopping(f)
+            train, held = self._target(spec, fit_rows), self._target(spec, self.folds == f)
             est = self._learner(spec, None, extend=max(ladder)).fit(
                 train.X,
                 train.action,
@@ -139,7 +143,7 @@ class CrossFitter:
                 propensity=train.propensity,
                 action_ids=ids,
                 control=self.catalog.control,
-                eval_set=held,
+                eval_set=self._target(spec, stop_rows),
             )
             staged = est.predict_ladder(held.X, ladder) if len(ladder) > 1 else [est.predict_all(held.X)]
             for m, out in zip(ladder, staged, strict=True):
@@ -148,6 +152,16 @@ class CrossFitter:
                 trees.setdefault(key, []).append(n)
         best = {key: float(np.mean(v)) for key, v in trees.items()}
         return CrossFitted(spec, levels, best, time.perf_counter() - started)
+
+    def _stopping(self, f: int) -> tuple[Array, Array]:
+        """(rows fold ``f``'s models train on, rows they stop on): every other fold and fold ``f`` itself, or
+        with ``crossfit_stopping: inner`` a random ``INTERNAL_VALID`` share of the other folds, so the tree
+        count never depends on the outcomes of the rows the model scores."""
+        others = self.folds != f
+        if self.cfg.crossfit_stopping == "fold":
+            return others, ~others
+        inner = np.random.default_rng([self.cfg.seed, f]).random(len(self.folds)) < INTERNAL_VALID
+        return others & ~inner, others & inner
 
     def refit(self, fitted: CrossFitted) -> ActionHead:
         """The candidate on every row, with the trees its folds found."""
@@ -170,10 +184,11 @@ class CrossFitter:
         out = np.zeros((len(self.data), len(self.catalog.ids)))
         trees = []
         for f in range(self.k):
+            fit_rows, stop_rows = self._stopping(f)
             head = fit_value_head(
                 self.catalog,
-                self._rows(self.folds != f),
-                self._rows(self.folds == f),
+                self._rows(fit_rows),
+                self._rows(stop_rows),
                 cfg.grid[0],
                 list(self.categorical),
                 cfg.early_stopping_rounds,
