@@ -7,7 +7,7 @@ ratio to the oracle, the lift capture (value - no action) / (oracle - no action)
 given an action worse than doing nothing, and the same for the baselines, all computed in the same run.
 
     python benchmarks/policy_quality.py [--sizes 10000 50000 200000] [--seed 7] [--train-seeds 0 1 2]
-                                        [--decision-margin-floor 0.01]
+                                        [--decision-margin-floor 0.01] [--crossfit-stopping fold|inner]
 
 ``--train-seeds`` trains once per training seed (the job's ``seed``: its folds, LightGBM's sampling and which
 half of the world is held out) and ends each size with the model's mean and standard deviation over them. At
@@ -16,6 +16,8 @@ lift capture and 23.5%, 26.3% and 19.2% worse off (docs/decision-quality.md).
 
 ``--decision-margin-floor`` overrides the default floor under the decision margin (in value scales; 0: margin 0
 unless a larger one pays beyond noise, as before the floor), to measure what it trades.
+``--crossfit-stopping`` overrides where the cross-fitted fold models stop adding trees (the training setting
+``crossfit_stopping``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="the world's seed")
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="the training job's seeds")
     parser.add_argument("--decision-margin-floor", type=float, help="default: the training default (0.01)")
+    parser.add_argument("--crossfit-stopping", choices=["fold", "inner"], help="default: the training default")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
 
@@ -48,7 +51,11 @@ def main() -> None:
     from nextbest.world.config import WorldConfig
     from nextbest.world.generate import generate_world
 
-    overrides = {} if args.decision_margin_floor is None else {"decision_margin_floor": args.decision_margin_floor}
+    overrides: dict[str, object] = {}
+    if args.decision_margin_floor is not None:
+        overrides["decision_margin_floor"] = args.decision_margin_floor
+    if args.crossfit_stopping is not None:
+        overrides["crossfit_stopping"] = args.crossfit_stopping
     print(
         f"{'train customers':>15} {'policy':<20} {'true value':>10} {'vs oracle':>10} {'lift capture':>12} "
         f"{'worse than nothing':>18} {'DR value':>9}"
