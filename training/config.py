@@ -122,11 +122,12 @@ class TrainConfig(BaseModel):
     )
     early_stopping_rounds: int = Field(50, ge=5)
     crossfit_folds: int = Field(2, ge=2, le=10, description="Folds for the DR-learner's nuisance models.")
-    crossfit_stopping: Literal["fold", "inner"] = Field(
-        "fold",
-        description="Where each cross-fitted model stops adding trees: on the fold it then scores (fold), or on "
-        "a share of its own training rows (inner), so no out-of-fold prediction depends on the scored rows' "
-        "outcomes through the tree count (docs/decision-quality.md, 'Not settled').",
+    crossfit_stopping: Literal["inner", "fold"] = Field(
+        "inner",
+        description="Where each cross-fitted model stops adding trees: on a share of its own training rows "
+        "(inner), so no out-of-fold prediction depends on the scored rows' outcomes through the tree count, or "
+        "on the fold it then scores (fold, the earlier default, which leaks; docs/decision-quality.md, "
+        "'Cross-fitting without a leak').",
     )
     min_rows_per_action: int = Field(
         20, ge=0, description="Rows every action needs in the data (thin ones skip per-action learners)."

@@ -12,9 +12,9 @@ are taken at every multiple in ``LADDER``, and the pipeline keeps the multiple w
 the doubly robust contrasts (``stacking.contrast_loss``), the decisions' own loss.
 
 Folds are drawn by a hash of (seed, customer id): a customer's rows are in one fold, as in ``dataset.split``.
-A fold model stops adding trees on the fold it scores (``crossfit_stopping: fold``, the default) or on a
-share of its own training rows (``inner``), which keeps the scored rows' outcomes out of its tree counts
-(docs/decision-quality.md, "Not settled": with ``fold`` the out-of-fold evidence leaked on the synthetic world).
+A fold model stops adding trees on a share of its own training rows (``crossfit_stopping: inner``, the
+default), which keeps the scored rows' outcomes out of its tree counts, or on the fold it scores (``fold``, the
+earlier default: the out-of-fold evidence leaked; docs/decision-quality.md, "Cross-fitting without a leak").
 """
 
 from __future__ import annotations
