@@ -46,7 +46,7 @@ $(BENCH_STAMP): $(STAMP)
 
 # Every script in benchmarks/ (each measures its references in the same run; policy_quality and training_dask
 # take several minutes, external_quality several hours at its full sizes). benchmarks/http_decide.py drives
-# the service with wrk, installed here when missing. The bench extra (causalml, obp) is installed only here.
+# the service with wrk, installed here when missing. The bench extra (causalml, obp, econml) is installed only here.
 bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null || { echo "installing wrk for benchmarks/http_decide.py"; \
 		export DEBIAN_FRONTEND=noninteractive; $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \

@@ -163,7 +163,11 @@ def propensity_only(sc: Scenario, seed: int = 0) -> np.ndarray:
 
 def best_single_action(sc: Scenario, seed: int = 0) -> np.ndarray:
     _, a, r, Xh = _net(sc)
-    w = 1.0 / sc.log["propensity"].to_numpy(float)
+    if "propensity" in sc.log.columns:
+        w = 1.0 / sc.log["propensity"].to_numpy(float)
+    else:  # a log without propensities: the scenario's logging policy (the logged shares, for IHDP)
+        assert sc.log_policy is not None
+        w = 1.0 / sc.log_policy[np.arange(len(a)), a]
     values = np.array([np.sum(w[a == k] * r[a == k]) / max(np.sum(w[a == k]), 1e-12) for k in range(len(sc.actions))])
     return np.tile(values, (len(Xh), 1))
 

@@ -24,7 +24,8 @@ customers with the expected net value of every action (``truth``), so a policy's
 
 These last two were added after the defaults were set, to see whether they hold on generators they were
 never measured on; no setting changed for them. ``PROBES`` (``obp_many``: twenty actions;
-``uplift_logistic_rare``: 2% conversion and effects a fifth as large) are not in the default run.
+``uplift_logistic_rare``: 2% conversion and effects a fifth as large; ``ihdp``: econml's IHDP, 747 real
+children, a few hundred logged) are not in the default run.
 
 ``*_targeted`` variants keep the generator's outcomes but log a targeted (confounded) policy instead of a
 randomised one: assignment depends on features that also drive the outcome, and the logged propensities say
@@ -242,6 +243,68 @@ def nie_wager(mode: int, n_log: int, n_holdout: int, seed: int) -> Scenario:
     )
 
 
+# --- econml's IHDP (Hill 2011, response surface B) ------------------------------------------------------
+IHDP_COST = 4.0  # the treatment's average effect on the treated, by the surface's construction
+
+
+def ihdp(n_log: int, n_holdout: int, seed: int) -> Scenario:
+    """Real covariates of 747 infants (the Infant Health and Development Program, as econml ships them), the
+    real (non-random: treated children of non-white mothers removed) assignment, Hill's response surface B:
+    an outcome exponential in the covariates without treatment, linear with it, so the effect varies in sign
+    and size. A treatment costs 4 (its average effect on the treated), so treating pays for about 60% of the
+    children. At most 70% of the children are logged (``n_log`` caps it), the rest are held out; the log has
+    no propensity column (the assignment probabilities are not known), as a customer's own log may not."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from econml.data.dgps import _ihdp_sim_data, _process_ihdp_sim_data, ihdp_surface_B
+
+    _, X = _process_ihdp_sim_data()
+    y, w, X, _ = ihdp_surface_B(random_state=seed)
+    rs = np.random.RandomState(seed)  # ihdp_surface_B's own draws, replayed for the noise-free surfaces
+    d_x = X.shape[1]
+    beta = rs.choice([0, 0.1, 0.2, 0.3, 0.4], size=d_x, replace=True, p=[0.6, 0.1, 0.1, 0.1, 0.1])
+    offset = np.concatenate((np.zeros((len(X), 1)), np.ones((len(X), d_x - 1)) * 0.5), axis=1)
+    omega = np.mean((X @ beta - np.exp((X + offset) @ beta))[w == 1]) - 4
+    mu0, mu1 = np.exp((X + offset) @ beta), X @ beta - omega
+    names = ["bw", "b.head", "preterm", "birth.o", "nnhealth", "momage", "sex", "twin", "b.marr", "mom.lths"]
+    names += ["mom.hs", "mom.scoll", "cig", "first", "booze", "drugs", "work.dur", "prenatal"]
+    names += [f"site{k}" for k in range(1, 8)]
+    assert len(_ihdp_sim_data.columns) > len(names) == d_x - 1
+    data = pd.DataFrame(X[:, 1:], columns=names)  # the intercept column left out
+    n = len(X)
+    rng = np.random.default_rng(seed)
+    log_rows, hold_rows = _split(n, min(n_log, int(0.7 * n)), rng)
+    ids = np.array([f"IHDP-{i:04d}" for i in range(n)], dtype=object)
+    log = pd.DataFrame({"customer_id": ids[log_rows], "event_timestamp": _timestamps(len(log_rows), rng)})
+    log = pd.concat([log, data.iloc[log_rows].reset_index(drop=True)], axis=1)
+    log["action"] = np.where(w[log_rows] == 1, "treat", "no_action")
+    log["revenue"] = y[log_rows]
+    log["converted"] = (y[log_rows] > 0).astype(int)
+    holdout = pd.concat(
+        [pd.DataFrame({"customer_id": ids[hold_rows]}), data.iloc[hold_rows].reset_index(drop=True)], axis=1
+    )
+    share = w[log_rows].mean()  # what a user without propensities has: the logged shares
+    actions = [
+        {"id": "no_action", "channels": ["email"], "category": "none", "value": 0, "cost": 0},
+        {"id": "treat", "channels": ["email"], "category": "promo", "value": 1, "cost": IHDP_COST},
+    ]
+    policy = np.column_stack([np.full(n, 1 - share), np.full(n, share)])
+    return Scenario(
+        name="ihdp",
+        description="econml's IHDP, response surface B (real covariates, 747 children), a treatment cost",
+        log=log,
+        holdout=holdout,
+        truth=np.column_stack([mu0, mu1 - IHDP_COST])[hold_rows],
+        catalog=_catalog(actions, "no_action"),
+        features=names,
+        log_policy=policy[log_rows],
+        holdout_policy=policy[hold_rows],
+        outcome="continuous",
+    )
+
+
 SCENARIOS: dict[str, Callable[[int, int, int], Scenario]] = {
     "uplift_cls": lambda n, h, s: uplift_classification(n, h, s),
     "uplift_cls_targeted": lambda n, h, s: uplift_classification(n, h, s, targeted=True),
@@ -261,4 +324,5 @@ SCENARIOS: dict[str, Callable[[int, int, int], Scenario]] = {
 PROBES: dict[str, Callable[[int, int, int], Scenario]] = {
     "obp_many": lambda n, h, s: obp_many(n, h, s),
     "uplift_logistic_rare": lambda n, h, s: uplift_logistic(n, h, s, rare=True),
+    "ihdp": lambda n, h, s: ihdp(n, h, s),
 }

@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for name, size, seed in tqdm(jobs, desc="external quality", unit="run"):
         sc = {**SCENARIOS, **PROBES}[name](size, args.holdout, seed)
         control = sc.actions.index(sc.control)
-        base = {"scenario": name, "size": size, "seed": seed}
+        base = {"scenario": name, "size": len(sc.log), "seed": seed}  # rows logged (ihdp has at most 522)
         nothing = np.full(len(sc.truth), control)
         rows.append({**base, "policy": "no_action", **evaluate(sc, nothing, None)})
         rows.append({**base, "policy": "oracle", **evaluate(sc, sc.truth.argmax(axis=1), sc.truth)})
