@@ -101,13 +101,30 @@ def contrast_loss(q: Array, gamma: Array, control: int) -> float:
     return float(np.mean((contrasts(gamma, control) - contrasts(q, control)) ** 2))
 
 
+#: A learner whose contrasts are this small against the DR contrasts' (root mean square) estimates no effect at
+#: all: its contrasts are rounding error (an S-learner that never split on the action, on a few hundred rows).
+NO_EFFECT = 1e-9
+
+
+def _nnls(design: Array, target: Array) -> Array:
+    """Non-negative least squares weights of ``design``'s columns, 0 for a column that estimates no effect
+    (``NO_EFFECT``). Fitting rounding error gave such a column weights of 1e14 on econml's IHDP (an S-learner's
+    contrasts of 5e-15), and its out-of-fold losses of 1e25 decided the gates (docs/decision-quality.md)."""
+    scale = float(np.sqrt(np.mean(target**2))) if target.size else 0.0
+    live = np.sqrt(np.mean(design**2, axis=0)) > NO_EFFECT * scale
+    weights = np.zeros(design.shape[1])
+    if live.any():
+        weights[live] = nnls(design[:, live], target)[0]
+    return weights
+
+
 def nnls_weights(oofs: list[Array], gamma: Array, control: int) -> Array:
     """Convex weights of the learners whose out-of-fold contrasts best explain the DR contrasts."""
     if len(oofs) == 1:
         return np.ones(1)
     target = contrasts(gamma, control)
     design = np.column_stack([contrasts(q, control) for q in oofs])
-    weights, _ = nnls(design, target)
+    weights = _nnls(design, target)
     if not np.isfinite(weights).all() or weights.sum() <= 0:
         return np.full(len(oofs), 1.0 / len(oofs))
     weights = weights / weights.sum()
@@ -144,7 +161,7 @@ def gate(simple: list[Array], rich: list[Array], gamma: Array, control: int, fol
         loss = []
         for parts in groups:
             design = np.column_stack([p[fit].ravel() for p in parts])
-            weights, _ = nnls(design, target[fit].ravel())
+            weights = _nnls(design, target[fit].ravel())
             predicted = sum(w * p[held] for w, p in zip(weights, parts, strict=True))
             loss.append(((target[held] - predicted) ** 2).sum(axis=1))
         difference[held] = loss[1] - loss[0]

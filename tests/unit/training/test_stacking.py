@@ -54,6 +54,26 @@ def test_a_learner_that_knows_what_the_anchor_misses_is_blended_in() -> None:
     assert weights.sum() == pytest.approx(1.0) and 0.3 < weights[1] < 0.7
 
 
+def test_a_learner_that_estimates_no_effect_gets_no_weight_not_a_huge_one() -> None:
+    """An S-learner that never split on the action estimates every contrast as rounding error (5e-15 on
+    econml's IHDP). Least squares on those gave it weights of 1e14 and out-of-fold losses of 1e25, which then
+    decided the gates either way; it predicts no effect, with weight 0, and the gate compares honestly."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=N)
+    truth, gamma, folds = world(0.3 * x, 3)
+    flat = np.column_stack([truth[:, 0], truth[:, 0] + rng.normal(0.0, 1e-16, N)])  # an effect of ~0 everywhere
+    assert 0 < np.abs(stacking.contrasts(flat, 0)).max() < 1e-14
+    knows = learner(truth, rng.normal(0.0, 0.05, N))
+    weights, gate = stacking.blend_weights([flat, knows], gamma, 0, folds, anchor=0)
+    assert gate is not None and np.isfinite([gate.gain, gate.se]).all()
+    assert abs(gate.gain) < 1.0  # a squared-error difference on contrasts of order 1, not 1e25
+    assert gate.taken  # the learner that knows the effect beats no effect at all
+    np.testing.assert_array_equal(weights, [0.0, 1.0])
+    np.testing.assert_array_equal(stacking.nnls_weights([flat, knows], gamma, 0), [0.0, 1.0])
+    alone, _ = stacking.blend_weights([flat, flat * 1.0], gamma, 0, folds, anchor=0)
+    np.testing.assert_array_equal(alone, [1.0, 0.0])  # nothing to blend in: the anchor stays, with no effect
+
+
 def test_shrinkage_is_taken_for_a_constant_effect_and_refused_for_a_real_spread() -> None:
     rng = np.random.default_rng(3)
     # A constant gain the learner sees through a lot of its own noise: shrink toward the learner's average.
