@@ -258,20 +258,21 @@ def ihdp(n_log: int, n_holdout: int, seed: int) -> Scenario:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from econml.data.dgps import _ihdp_sim_data, _process_ihdp_sim_data, ihdp_surface_B
+        from econml.data.dgps import ihdp_surface_B
 
-    _, X = _process_ihdp_sim_data()
-    y, w, X, _ = ihdp_surface_B(random_state=seed)
+    y, w, X, effect = ihdp_surface_B(random_state=seed)
     rs = np.random.RandomState(seed)  # ihdp_surface_B's own draws, replayed for the noise-free surfaces
     d_x = X.shape[1]
     beta = rs.choice([0, 0.1, 0.2, 0.3, 0.4], size=d_x, replace=True, p=[0.6, 0.1, 0.1, 0.1, 0.1])
     offset = np.concatenate((np.zeros((len(X), 1)), np.ones((len(X), d_x - 1)) * 0.5), axis=1)
     omega = np.mean((X @ beta - np.exp((X + offset) @ beta))[w == 1]) - 4
     mu0, mu1 = np.exp((X + offset) @ beta), X @ beta - omega
+    if not np.allclose(mu1 - mu0, effect):  # the replay no longer matches econml's surface (another release)
+        raise RuntimeError("ihdp: the response surfaces do not reproduce econml's true effects")
     names = ["bw", "b.head", "preterm", "birth.o", "nnhealth", "momage", "sex", "twin", "b.marr", "mom.lths"]
     names += ["mom.hs", "mom.scoll", "cig", "first", "booze", "drugs", "work.dur", "prenatal"]
     names += [f"site{k}" for k in range(1, 8)]
-    assert len(_ihdp_sim_data.columns) > len(names) == d_x - 1
+    assert len(names) == d_x - 1  # econml's columns after its intercept
     data = pd.DataFrame(X[:, 1:], columns=names)  # the intercept column left out
     n = len(X)
     rng = np.random.default_rng(seed)
