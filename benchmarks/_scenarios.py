@@ -200,6 +200,37 @@ def uplift_logistic(n_log: int, n_holdout: int, seed: int, targeted: bool = Fals
     )  # fmt: skip
 
 
+# --- one treatment against no action, a continuous outcome (nie_wager, ihdp) --------------------------------
+def _treatment_frames(
+    data: pd.DataFrame,
+    ids: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray],
+    treated: np.ndarray,
+    outcome: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The log (the ``rows[0]`` customers: features, ``treat`` or ``no_action``, the outcome as revenue,
+    converted where it is above 0; no propensity) and the held-out customers (``rows[1]``: id and features)."""
+    log_rows, hold_rows = rows
+    log = pd.DataFrame({"customer_id": ids[log_rows], "event_timestamp": _timestamps(len(log_rows), rng)})
+    log = pd.concat([log, data.iloc[log_rows].reset_index(drop=True)], axis=1)
+    log["action"] = np.where(treated[log_rows] == 1, "treat", "no_action")
+    log["revenue"] = outcome[log_rows]
+    log["converted"] = (outcome[log_rows] > 0).astype(int)
+    holdout = pd.concat(
+        [pd.DataFrame({"customer_id": ids[hold_rows]}), data.iloc[hold_rows].reset_index(drop=True)], axis=1
+    )
+    return log, holdout
+
+
+def _treatment_catalog(cost: float) -> dict[str, Any]:
+    actions = [
+        {"id": "no_action", "channels": ["email"], "category": "none", "value": 0, "cost": 0},
+        {"id": "treat", "channels": ["email"], "category": "promo", "value": 1, "cost": cost},
+    ]
+    return _catalog(actions, "no_action")
+
+
 # --- causalml synthetic_data (Nie and Wager) --------------------------------------------------------------
 TREATMENT_COST = 0.5
 
@@ -214,20 +245,8 @@ def nie_wager(mode: int, n_log: int, n_holdout: int, seed: int) -> Scenario:
     truth = np.column_stack([b - 0.5 * tau, b + 0.5 * tau - TREATMENT_COST])
     log_rows, hold_rows = _split(n, n_log, rng)
     feats = [f"x{j}" for j in range(X.shape[1])]
-    data = pd.DataFrame(X, columns=feats)
-    log = pd.DataFrame({"customer_id": log_rows + 1, "event_timestamp": _timestamps(n_log, rng)})
-    log = pd.concat([log, data.iloc[log_rows].reset_index(drop=True)], axis=1)
-    log["action"] = np.where(w[log_rows] == 1, "treat", "no_action")
-    log["revenue"] = y[log_rows]
-    log["converted"] = (y[log_rows] > 0).astype(int)
+    log, holdout = _treatment_frames(pd.DataFrame(X, columns=feats), np.arange(n) + 1, (log_rows, hold_rows), w, y, rng)
     log["propensity"] = np.where(w[log_rows] == 1, e[log_rows], 1 - e[log_rows])
-    holdout = pd.concat(
-        [pd.DataFrame({"customer_id": hold_rows + 1}), data.iloc[hold_rows].reset_index(drop=True)], axis=1
-    )
-    actions = [
-        {"id": "no_action", "channels": ["email"], "category": "none", "value": 0, "cost": 0},
-        {"id": "treat", "channels": ["email"], "category": "promo", "value": 1, "cost": TREATMENT_COST},
-    ]
     labels = {1: "difficult nuisance", 2: "randomised trial", 3: "easy propensity", 4: "unrelated arms"}
     return Scenario(
         name=f"nie_wager_m{mode}",
@@ -235,7 +254,7 @@ def nie_wager(mode: int, n_log: int, n_holdout: int, seed: int) -> Scenario:
         log=log,
         holdout=holdout,
         truth=truth[hold_rows],
-        catalog=_catalog(actions, "no_action"),
+        catalog=_treatment_catalog(TREATMENT_COST),
         features=feats,
         log_policy=np.column_stack([1 - e, e])[log_rows],
         holdout_policy=np.column_stack([1 - e, e])[hold_rows],
@@ -278,19 +297,8 @@ def ihdp(n_log: int, n_holdout: int, seed: int) -> Scenario:
     rng = np.random.default_rng(seed)
     log_rows, hold_rows = _split(n, min(n_log, int(0.7 * n)), rng)
     ids = np.array([f"IHDP-{i:04d}" for i in range(n)], dtype=object)
-    log = pd.DataFrame({"customer_id": ids[log_rows], "event_timestamp": _timestamps(len(log_rows), rng)})
-    log = pd.concat([log, data.iloc[log_rows].reset_index(drop=True)], axis=1)
-    log["action"] = np.where(w[log_rows] == 1, "treat", "no_action")
-    log["revenue"] = y[log_rows]
-    log["converted"] = (y[log_rows] > 0).astype(int)
-    holdout = pd.concat(
-        [pd.DataFrame({"customer_id": ids[hold_rows]}), data.iloc[hold_rows].reset_index(drop=True)], axis=1
-    )
+    log, holdout = _treatment_frames(data, ids, (log_rows, hold_rows), w, y, rng)  # no propensity column
     share = w[log_rows].mean()  # what a user without propensities has: the logged shares
-    actions = [
-        {"id": "no_action", "channels": ["email"], "category": "none", "value": 0, "cost": 0},
-        {"id": "treat", "channels": ["email"], "category": "promo", "value": 1, "cost": IHDP_COST},
-    ]
     policy = np.column_stack([np.full(n, 1 - share), np.full(n, share)])
     return Scenario(
         name="ihdp",
@@ -298,7 +306,7 @@ def ihdp(n_log: int, n_holdout: int, seed: int) -> Scenario:
         log=log,
         holdout=holdout,
         truth=np.column_stack([mu0, mu1 - IHDP_COST])[hold_rows],
-        catalog=_catalog(actions, "no_action"),
+        catalog=_treatment_catalog(IHDP_COST),
         features=names,
         log_policy=policy[log_rows],
         holdout_policy=policy[hold_rows],
