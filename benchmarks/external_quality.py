@@ -166,6 +166,7 @@ def nextbest_inprocess(
         "blend": result.blend,
         "margin": result.model.decision_margin,
         "guarded": None if guard is None else guard["guarded_share"],
+        "gates": result.chosen.valid_value["selection"]["gates"],  # the blend's evidence (benchmarks/gate_evidence.py)
     }
     if keep:
         info["model"] = result.model

@@ -81,6 +81,9 @@ def choose_blend(
         learner_weights, blend_gate = stacking.blend_weights(q_learners, gamma, control, folds, anchor)
         if blend_gate is not None:
             gates["blend"] = {"anchor": results[anchor].fitted.spec.name, **blend_gate.as_dict()}
+            # evidence only: the same step judged by the out-of-fold DR value of its decisions
+            by_value = stacking.policy_gate([q_learners[anchor]], q_learners, gamma, control, folds, stacking.GATE_Z)
+            gates["blend"]["policy_value"] = by_value.as_dict()
     else:
         learner_weights = _single(q_learners, gamma, control)
     q_plain = sum(w * q for w, q in zip(learner_weights, q_learners, strict=True))

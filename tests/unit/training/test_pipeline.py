@@ -80,6 +80,19 @@ def test_the_model_is_refitted_on_every_row_and_evaluated_out_of_fold(trained) -
     assert any("P(convert)" in note for note in result.notes)  # one revenue per visit: a conversion model
 
 
+def test_the_blend_gate_records_the_policy_value_of_its_decisions_as_evidence(trained) -> None:  # type: ignore[no-untyped-def]
+    """Beside the gate on the contrasts, the selection evidence holds the blend's out-of-fold DR policy value
+    against the anchor's (``stacking.policy_gate``), consistent with its own bar; it decides nothing."""
+    from nextbest.training.stacking import GATE_Z
+
+    _, result = trained
+    blend = result.chosen.valid_value["selection"]["gates"]["blend"]
+    evidence = blend["policy_value"]
+    assert set(evidence) == {"difference", "se", "beyond_z"} and evidence["se"] > 0
+    assert evidence["beyond_z"] == (evidence["difference"] > GATE_Z * evidence["se"])
+    assert isinstance(blend["taken"], bool)  # the contrasts' gate decides, as before
+
+
 def test_a_held_out_test_split_is_still_available(trained) -> None:  # type: ignore[no-untyped-def]
     ds, _ = trained
     result = train(ds, CATALOG, CFG.model_copy(update={"test_fraction": 0.3, "learners": ("s",)}))

@@ -74,6 +74,26 @@ def test_a_learner_that_estimates_no_effect_gets_no_weight_not_a_huge_one() -> N
     np.testing.assert_array_equal(alone, [1.0, 0.0])  # nothing to blend in: the anchor stays, with no effect
 
 
+def test_the_policy_value_evidence_favours_decisions_that_are_right_and_refuses_ones_that_are_wrong() -> None:
+    """``policy_gate``: the out-of-fold DR value of the blend's decisions against the anchor's. An effect that
+    pays for half the customers: a learner with its sign gains value over an anchor that sees no effect (and so
+    treats nobody), one with the opposite sign loses it, and the same learners on both sides gain nothing."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=N)
+    truth, gamma, folds = world(0.3 * x, 4)
+    flat = np.column_stack([truth[:, 0], truth[:, 0] - 0.01])  # no effect, so the control for everyone
+    right = learner(truth, rng.normal(0.0, 0.1, N))
+    wrong = learner(truth, -0.6 * x)  # the effect's sign turned round
+    better = stacking.policy_gate([flat], [flat, right], gamma, 0, folds, stacking.GATE_Z)
+    assert better.beyond_z and better.difference > stacking.GATE_Z * better.se > 0
+    best = np.mean(np.maximum(truth[:, 1] - truth[:, 0], 0.0))  # treating exactly where the effect is positive
+    assert better.difference == pytest.approx(best, abs=5 * better.se)
+    worse = stacking.policy_gate([flat], [flat, wrong], gamma, 0, folds, stacking.GATE_Z)
+    assert not worse.beyond_z and worse.difference < -stacking.GATE_Z * worse.se
+    same = stacking.policy_gate([right], [right], gamma, 0, folds, stacking.GATE_Z)
+    assert same.difference == 0.0 and not same.beyond_z
+
+
 def test_shrinkage_is_taken_for_a_constant_effect_and_refused_for_a_real_spread() -> None:
     rng = np.random.default_rng(3)
     # A constant gain the learner sees through a lot of its own noise: shrink toward the learner's average.
