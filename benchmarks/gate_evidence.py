@@ -112,6 +112,11 @@ def world_runs(sizes: list[int], world_seeds: list[int], train_seeds: list[int])
                 yield f"{'world':<16} {size:>7} {f'{world_seed}/{train_seed}':>4}", run  # seed: world/training
 
 
+def _z(difference: float, se: float) -> float:
+    """``difference`` in standard errors; nan where both sides decided alike (no spread at all)."""
+    return difference / se if se > 0 else float("nan")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", nargs="*", default=["ihdp"])
@@ -131,11 +136,10 @@ def main() -> None:
     runs = [*scenario_runs(args.scenarios, args.sizes, args.seeds, args.holdout)] if args.scenarios else []
     for label, run in (*runs, *world_runs(args.world_sizes, args.world_seeds, args.train_seeds)):
         lift, evidence = run(False)
-        if evidence:
-            by_loss = -evidence["loss_difference"] / evidence["se"]
-            by_value = evidence["policy_value"]["difference"] / evidence["policy_value"]["se"]
-        else:
-            by_loss = by_value = float("nan")
+        by_loss = _z(-evidence["loss_difference"], evidence["se"]) if evidence else float("nan")
+        by_value = (
+            _z(evidence["policy_value"]["difference"], evidence["policy_value"]["se"]) if evidence else float("nan")
+        )
         taken = bool(evidence.get("taken", False))
         take = taken or bool(evidence.get("policy_value", {}).get("beyond_z", False))
         blended = lift if taken else float("nan")  # the gate took the blend: the same model
