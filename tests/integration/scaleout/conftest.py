@@ -7,6 +7,7 @@ never meet another run's, and deletes them at the end; decision-log tables get a
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -24,6 +25,7 @@ from tests.support.servers import free_port, require_redis
 from tests.support.tcp_proxy import TcpProxy
 
 PROJECT = Path(__file__).resolve().parents[3]
+RETRY_AFTER_S = 1.0  # the online store's fail-fast window after a Redis error (features/environments/redis.yaml)
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +45,15 @@ def redis_proxy(redis_url: str) -> Iterator[TcpProxy]:
 
 @pytest.fixture
 def proxy_restored(redis_proxy: TcpProxy) -> Iterator[TcpProxy]:
-    """The proxy for a test that cuts or freezes it; it forwards again afterwards, even when the test failed."""
+    """The proxy for a test that cuts or freezes it; it forwards again afterwards, even when the test failed,
+    and the online store's fail-fast window (``retry_after_s``, 1 s in features/environments/redis.yaml) has
+    lapsed: a test that failed before the service recovered left the next one starting inside it ("Redis is
+    unreachable (next attempt in 0.1 s)")."""
     yield redis_proxy
     redis_proxy.thaw()
     redis_proxy.stop()
     redis_proxy.start()
+    time.sleep(RETRY_AFTER_S + 0.1)
 
 
 @pytest.fixture(scope="session")

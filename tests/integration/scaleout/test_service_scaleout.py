@@ -124,7 +124,10 @@ def test_redis_outage_degrades_queues_events_and_recovers_in_order(
     for d in during:
         assert d["degraded"] and d["reason"].startswith("online store unavailable")
         assert d["action"] == "no_action" and d["probability"] == 1.0
-    assert max(d["_seconds"] for d in during) < 0.5, [round(d["_seconds"], 3) for d in during]
+    seconds = [d["_seconds"] for d in during]
+    # The first pays a cut connection's read and the reconnect (0.2 s each at most, features/environments/
+    # redis.yaml), the rest fail fast; room for a loaded machine (a full CI run once took 0.556 s for the first).
+    assert max(seconds) < 0.8 and statistics.median(seconds) < 0.1, [round(s, 3) for s in seconds]
     batch = client.post("/decide/batch", json={"requests": [{"customer_id": ticket_customer, "channel": "any"}] * 3})
     assert batch.status_code == 200 and all(d["degraded"] for d in batch.json()["decisions"])
 
