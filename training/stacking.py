@@ -207,10 +207,8 @@ def policy_gate(
             weights = nnls_weights([q[fit] for q in group], gamma[fit], control)
             blended[held] = sum(w * q[held] for w, q in zip(weights, group, strict=True))
         terms.append(policy_terms(blended, gamma, control, 0.0))
-    difference = terms[1] - terms[0]
-    mean = float(difference.mean())
-    se = float(difference.std(ddof=1) / np.sqrt(difference.size)) if difference.size > 1 else float("inf")
-    return PolicyEvidence(mean, se, bool(mean > z * se))
+    paired = ope.difference(terms[1], terms[0], "dr")
+    return PolicyEvidence(paired.value, paired.se, bool(paired.value > z * paired.se))
 
 
 def blend_weights(
